@@ -1,0 +1,18 @@
+// Package econnecttest provides an in-process eConnect Identities server for
+// tests and examples, in the spirit of [net/http/httptest]. It needs no
+// *testing.T, so Example functions can start one.
+//
+// A [Server] answers the login endpoint (POST /api/v1/authenticate), the
+// renewal endpoint (GET /api/v1/renewToken) and one protected sample endpoint
+// (POST /api/v1/faceEdge/publish), under the cloud prefix "/identities" or none
+// as on-premise installs have. It issues HS256 JWTs carrying unique_name, role,
+// nbf, iat and exp, as the real server does, and refuses them once they expire
+// by its own clock or once its signing key is rotated.
+//
+// Its settings, callable at any time, shape what clients meet: users and
+// roles, token lifetime, a fake or offset clock, missing claims, latency, and
+// faults on demand for the next calls to login or renewal (an error status,
+// a garbage body, a redirect, an answer held open or never given). [Server.Stats]
+// counts what it saw, and [Server.Handle] mounts a handler of your own behind
+// the same bearer check.
+package econnecttest

@@ -1,0 +1,240 @@
+package econnecttest
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// Accounts of the servers of newServer.
+const (
+	alicePassword = "alice-SENTINEL-pw" // default roles
+	bobPassword   = "bob-SENTINEL-pw"   // "Face Recognize" only
+)
+
+// newServer starts a server with the users alice and bob, closed when the
+// test ends.
+func newServer(t *testing.T) *Server {
+	t.Helper()
+	s := NewServer()
+	t.Cleanup(s.Close)
+	addUsers(s)
+	return s
+}
+
+func addUsers(s *Server) {
+	s.AddUser("alice", alicePassword)
+	s.AddUser("bob", bobPassword, roleRecognize)
+}
+
+// answer is what the server answered.
+type answer struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// do sends req to s without following redirects. It is safe to call off the
+// test goroutine.
+func do(s *Server, req *http.Request) (answer, error) {
+	c := *s.Client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Do(req)
+	if err != nil {
+		return answer{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, resp.Header, string(b)}, err
+}
+
+// mustDo is do for the test goroutine.
+func mustDo(t *testing.T, s *Server, req *http.Request) answer {
+	t.Helper()
+	a, err := do(s, req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	return a
+}
+
+// request returns a request to s.URL+path with a bearer token and a body of
+// type ctype, when they are not empty.
+func request(ctx context.Context, s *Server, method, path, token, ctype, body string) *http.Request {
+	req, err := http.NewRequestWithContext(ctx, method, s.URL+path, strings.NewReader(body))
+	if err != nil {
+		panic(err) // a bad test, not a bad server
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	return req
+}
+
+func loginRequest(ctx context.Context, s *Server, username, password string) *http.Request {
+	body, _ := json.Marshal(map[string]string{"username": username, "password": password})
+	return request(ctx, s, "POST", "/api/v1/authenticate", "", "application/json", string(body))
+}
+
+func renewRequest(ctx context.Context, s *Server, token string) *http.Request {
+	return request(ctx, s, "GET", "/api/v1/renewToken", token, "", "")
+}
+
+const publishBody = `{"expanded":"aGVsbG8=","detectorName":"cam-7",` +
+	`"ianaTimeZone":"America/Los_Angeles","detectTimeUtc":"2025-01-01T12:00:00Z"}`
+
+func publishRequest(ctx context.Context, s *Server, token, body string) *http.Request {
+	return request(ctx, s, "POST", "/api/v1/faceEdge/publish", token, "application/json", body)
+}
+
+// login logs in and returns the token.
+func login(t *testing.T, s *Server, username, password string) string {
+	t.Helper()
+	a := mustDo(t, s, loginRequest(t.Context(), s, username, password))
+	return tokenOf(t, a)
+}
+
+// tokenOf returns the token of a 200 answer of login or renewal.
+func tokenOf(t *testing.T, a answer) string {
+	t.Helper()
+	if a.status != http.StatusOK {
+		t.Fatalf("auth status = %d, want 200 (body %q)", a.status, a.body)
+	}
+	var got struct{ Username, Token string }
+	if err := json.Unmarshal([]byte(a.body), &got); err != nil || got.Token == "" {
+		t.Fatalf("auth body = %q, want JSON with a token (err %v)", a.body, err)
+	}
+	return got.Token
+}
+
+// checkStats compares the server's counters with want.
+func checkStats(t *testing.T, s *Server, want Stats) {
+	t.Helper()
+	if diff := cmp.Diff(want, s.Stats()); diff != "" {
+		t.Errorf("Stats() mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// fakeClock is a clock that moves only when told to.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// clockStart is where fake clocks start: half a second past a whole second,
+// so that rounding shows.
+var clockStart = time.Date(2025, 1, 1, 12, 0, 0, 5e8, time.UTC)
+
+// newFakeClock returns a fake clock at clockStart and makes it the server's.
+func newFakeClock(s *Server) *fakeClock {
+	c := &fakeClock{now: clockStart}
+	s.SetClock(c.Now)
+	return c
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+// part returns part i (0 header, 1 payload) of a JWT, decoded.
+func part(t *testing.T, token string, i int) string {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("token has %d parts, want 3", len(parts))
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[i])
+	if err != nil {
+		t.Fatalf("token part %d: %v", i, err)
+	}
+	return string(b)
+}
+
+// claimsOf returns the payload of a JWT.
+func claimsOf(t *testing.T, token string) map[string]any {
+	t.Helper()
+	var c map[string]any
+	if err := json.Unmarshal([]byte(part(t, token, 1)), &c); err != nil {
+		t.Fatalf("token payload: %v", err)
+	}
+	return c
+}
+
+// watch reports each request on arrived as it reaches the server's
+// handlers, and on left as they return. Call it before Start.
+func watch(s *Server) (arrived, left <-chan struct{}) {
+	a, l := make(chan struct{}, 16), make(chan struct{}, 16)
+	inner := s.srv.Config.Handler
+	s.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a <- struct{}{}
+		defer func() { l <- struct{}{} }() // also when the handler aborts
+		inner.ServeHTTP(w, r)
+	})
+	return a, l
+}
+
+// newWatchedServer is newServer with watch.
+func newWatchedServer(t *testing.T) (s *Server, arrived, left <-chan struct{}) {
+	t.Helper()
+	s = NewUnstartedServer()
+	arrived, left = watch(s)
+	s.Start()
+	t.Cleanup(s.Close)
+	addUsers(s)
+	return s, arrived, left
+}
+
+// result is the outcome of a request sent by goDo.
+type result struct {
+	a   answer
+	err error
+}
+
+// goDo sends req in a goroutine and delivers the outcome on the channel.
+func goDo(s *Server, req *http.Request) <-chan result {
+	ch := make(chan result, 1)
+	go func() {
+		a, err := do(s, req)
+		ch <- result{a, err}
+	}()
+	return ch
+}
+
+// within fails the test if ch does not deliver soon. It is a guard against
+// a hang, not a wait for time to pass.
+func within[T any](t *testing.T, what string, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+	}
+	t.Fatalf("%s: still waiting after 5s", what)
+	var zero T
+	return zero
+}
