@@ -114,7 +114,7 @@ type source struct {
 	now    func() time.Time
 	rand   func() float64 // in [0, 1), for jitter
 	early  time.Duration
-	origin string // BaseURL's scheme://host:port, or "" when BaseURL is not a URL
+	origin *url.URL // BaseURL, for its scheme, host and port; nil when it is not a URL
 
 	mu sync.Mutex // guards the fields below
 	// tok is the current token, or nil.
@@ -152,7 +152,7 @@ func newSource(ctx context.Context, c *Config, t *token) *source {
 		early: c.earlyExpiry(),
 	}
 	if u, err := url.Parse(c.BaseURL); err == nil && u.Host != "" {
-		s.origin = origin(u)
+		s.origin = u
 	}
 	if t != nil {
 		s.tok = s.own(t)
@@ -326,6 +326,12 @@ func (s *source) own(t *token) *token {
 func ownerOf(t *oauth2.Token) *source {
 	s, _ := t.Extra(ownerKey).(*source)
 	return s
+}
+
+// Format prints only the username: the source holds the password and
+// tokens, and is reachable as the Source of a Client's Transport.
+func (s *source) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "econnect.TokenSource{Username:%q}", s.cfg.Username)
 }
 
 // log reports an event to the configured logger. Errors are logged by their

@@ -98,7 +98,7 @@ func closeBody(req *http.Request) {
 // roundTrip sends req with the current token if it goes to BaseURL's origin,
 // and heals a 401 with one new token and at most one retry.
 func (s *source) roundTrip(base http.RoundTripper, req *http.Request) (*http.Response, error) {
-	if s.origin != "" && origin(req.URL) != s.origin {
+	if s.origin != nil && !sameOrigin(req.URL, s.origin) {
 		return base.RoundTrip(req) // the token stays on its origin
 	}
 	tok, err := s.current(req.Context())
@@ -152,17 +152,24 @@ func discard(resp *http.Response) {
 	resp.Body.Close()
 }
 
-// origin returns u's scheme://host:port, with the default port made explicit.
-func origin(u *url.URL) string {
-	scheme := strings.ToLower(u.Scheme)
-	port := u.Port()
-	if port == "" {
-		switch scheme {
-		case "https":
-			port = "443"
-		case "http":
-			port = "80"
-		}
+// sameOrigin reports whether a and b have the same scheme, host and port,
+// without allocating: it runs on every request.
+func sameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) &&
+		strings.EqualFold(a.Hostname(), b.Hostname()) &&
+		port(a) == port(b)
+}
+
+// port returns u's port, or the scheme's default one.
+func port(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
 	}
-	return scheme + "://" + strings.ToLower(u.Hostname()) + ":" + port
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+		return "443"
+	case "http":
+		return "80"
+	}
+	return ""
 }
