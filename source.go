@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -29,7 +28,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
+	"github.com/econnect-oss/econnect/internal/jwtclaims"
 	"golang.org/x/oauth2"
 )
 
@@ -171,11 +170,11 @@ func redacted(secret string) string {
 // and the JWT's unique_name claim as Extra("username"). The signature is not
 // verified: the server signs with a key clients do not have.
 func ParseToken(s string) (*oauth2.Token, error) {
-	cl, err := parseClaims(s)
+	cl, err := jwtclaims.Parse(s)
 	if err != nil {
 		return nil, fmt.Errorf("econnect: %w", err)
 	}
-	return newTemplate(s, cl.name, cl.exp), nil
+	return newTemplate(s, cl.Name, cl.Exp), nil
 }
 
 // token is a JWT with what the source needs to know about it. It is never
@@ -217,22 +216,22 @@ func fromOAuth2(t *oauth2.Token, now time.Time) *token {
 	if t == nil || t.AccessToken == "" {
 		return nil
 	}
-	cl, _ := parseClaims(t.AccessToken) // a saved token need not be a JWT
+	cl, _ := jwtclaims.Parse(t.AccessToken) // a saved token need not be a JWT
 	expiry := t.Expiry.Round(0)
 	if expiry.IsZero() {
-		expiry = cl.exp
+		expiry = cl.Exp
 	}
 	var life time.Duration
 	switch {
 	case expiry.IsZero():
-	case !cl.exp.IsZero() && !cl.iat.IsZero() && cl.exp.After(cl.iat):
-		life = cl.exp.Sub(cl.iat)
+	case !cl.Exp.IsZero() && !cl.Iat.IsZero() && cl.Exp.After(cl.Iat):
+		life = cl.Exp.Sub(cl.Iat)
 	default:
 		life = expiry.Sub(now)
 	}
 	name, _ := t.Extra("username").(string)
 	if name == "" {
-		name = cl.name
+		name = cl.Name
 	}
 	return newToken(t.AccessToken, name, expiry, life)
 }
@@ -287,9 +286,8 @@ func (e *answerError) Unwrap() error { return e.err }
 
 const (
 	authTimeout  = 30 * time.Second
-	maxAnswer    = 1 << 20      // bytes of an auth answer read at most
-	maxErrorBody = 512          // bytes of a refusal kept in oauth2.RetrieveError.Body
-	maxUnixTime  = 253402300799 // 9999-12-31T23:59:59Z
+	maxAnswer    = 1 << 20 // bytes of an auth answer read at most
+	maxErrorBody = 512     // bytes of a refusal kept in oauth2.RetrieveError.Body
 )
 
 // login makes one login call.
@@ -454,66 +452,25 @@ func decodeAnswer(op string, body []byte, sent, received time.Time) (*token, err
 	if a.Token == nil || *a.Token == "" {
 		return nil, &answerError{op: op, what: "no token"}
 	}
-	cl, err := parseClaims(*a.Token)
+	cl, err := jwtclaims.Parse(*a.Token)
 	if err != nil {
 		return nil, &answerError{op: op, what: "token is not a JWT", err: err}
 	}
-	expiry, life := cl.exp, time.Duration(0)
+	expiry, life := cl.Exp, time.Duration(0)
 	switch {
-	case cl.exp.IsZero():
-	case !cl.iat.IsZero():
-		life = cl.exp.Sub(cl.iat)
+	case cl.Exp.IsZero():
+	case !cl.Iat.IsZero():
+		life = cl.Exp.Sub(cl.Iat)
 		expiry = sent.Add(life)
 	default:
-		life = cl.exp.Sub(sent)
+		life = cl.Exp.Sub(sent)
 	}
 	if !expiry.IsZero() && (life <= 0 || !expiry.After(received)) {
 		return nil, &answerError{op: op, what: "token expired on arrival"}
 	}
-	name := cl.name
+	name := cl.Name
 	if a.Username != nil && *a.Username != "" {
 		name = *a.Username
 	}
 	return newToken(*a.Token, name, expiry, life), nil
-}
-
-// claims are the parts of a JWT payload the package reads.
-type claims struct {
-	exp, iat time.Time // zero when absent
-	name     string    // unique_name
-}
-
-// parseClaims reads a JWT's payload without verifying its signature: the
-// server signs with HS256 and a key clients do not have. Its errors never
-// quote the token.
-func parseClaims(s string) (claims, error) {
-	m := jwt.MapClaims{}
-	if _, _, err := jwt.NewParser().ParseUnverified(s, m); err != nil {
-		return claims{}, fmt.Errorf("malformed JWT: %w", err)
-	}
-	var cl claims
-	var err error
-	if cl.exp, err = numericDate(m, "exp"); err != nil {
-		return claims{}, err
-	}
-	if cl.iat, err = numericDate(m, "iat"); err != nil {
-		return claims{}, err
-	}
-	cl.name, _ = m["unique_name"].(string)
-	return cl, nil
-}
-
-// numericDate reads a JWT time claim: absent or null is the zero time, a
-// number of seconds is a time, anything else is an error.
-func numericDate(m jwt.MapClaims, name string) (time.Time, error) {
-	v, ok := m[name]
-	if !ok || v == nil {
-		return time.Time{}, nil
-	}
-	f, ok := v.(float64)
-	if !ok || f < 0 || f > maxUnixTime {
-		return time.Time{}, fmt.Errorf("JWT claim %s is not a time", name)
-	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
 }
