@@ -943,6 +943,17 @@ func TestAuthCallDeadline(t *testing.T) {
 // TestCancel: a cancelled ctx fails auth calls promptly, and a caller that
 // stops waiting does not cancel the login for the others (R12).
 func TestCancel(t *testing.T) {
+	t.Run("Config.Token with a cancelled ctx", func(t *testing.T) {
+		f := newFixture(t)
+		ctx, cancel := context.WithCancel(f.ctx)
+		cancel()
+		if _, err := f.cfg.Token(ctx); !errors.Is(err, context.Canceled) || f.stats().Logins != 0 {
+			t.Errorf("Token() = %v after %d logins, want context.Canceled and no login", err, f.stats().Logins)
+		}
+		if _, err := f.cfg.Renew(ctx, &oauth2.Token{AccessToken: "x"}); !errors.Is(err, context.Canceled) || f.stats().Renewals != 0 {
+			t.Errorf("Renew() = %v after %d renewals, want context.Canceled and no renewal", err, f.stats().Renewals)
+		}
+	})
 	t.Run("source ctx cancelled before use", func(t *testing.T) {
 		f := newFixture(t)
 		ctx, cancel := context.WithCancel(f.ctx)
