@@ -1323,6 +1323,13 @@ type closeCounter struct {
 
 func (c *closeCounter) Close() error { c.closed.Add(1); return nil }
 
+type idleCounter struct {
+	recorder
+	n int
+}
+
+func (c *idleCounter) CloseIdleConnections() { c.n++ }
+
 type failingSource struct{}
 
 func (failingSource) Token() (*oauth2.Token, error) { return nil, errors.New("no token today") }
@@ -1331,6 +1338,11 @@ func (failingSource) Token() (*oauth2.Token, error) { return nil, errors.New("no
 func TestTransportContract(t *testing.T) {
 	if _, ok := any(&Transport{}).(interface{ CancelRequest(*http.Request) }); ok {
 		t.Error("Transport has a CancelRequest method, want none")
+	}
+	idle := &idleCounter{}
+	(&http.Client{Transport: &Transport{Source: failingSource{}, Base: idle}}).CloseIdleConnections()
+	if idle.n != 1 {
+		t.Errorf("http.Client.CloseIdleConnections reached Base %d times, want 1", idle.n)
 	}
 	for _, src := range []oauth2.TokenSource{nil, failingSource{}} {
 		body := &closeCounter{Reader: strings.NewReader("x")}

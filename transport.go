@@ -80,6 +80,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return s.roundTrip(t.base(), req)
 }
 
+// CloseIdleConnections closes the idle connections of Base, if it has a
+// CloseIdleConnections method, so that [http.Client.CloseIdleConnections]
+// reaches it.
+func (t *Transport) CloseIdleConnections() {
+	if c, ok := t.base().(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 func (t *Transport) base() http.RoundTripper {
 	if t.Base != nil {
 		return t.Base
