@@ -1,0 +1,8 @@
+// Package interop proves that the token source and client of
+// [github.com/econnect-oss/econnect] work inside real oauth2-aware libraries:
+// gRPC per-RPC credentials, a retrying HTTP client, a middleware transport
+// and third-party clients built on [golang.org/x/oauth2.NewClient].
+//
+// It is a module of its own, so that these libraries never reach the
+// go.mod of econnect. It holds only tests; read them as usage examples.
+package interop

@@ -1,0 +1,302 @@
+package interop
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"math/big"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/econnect-oss/econnect"
+	"github.com/econnect-oss/econnect/econnecttest"
+	"golang.org/x/oauth2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/oauth"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// TestGRPCRenewals calls a gRPC service with cfg.TokenSource as per-RPC
+// credentials across several renewals: every RPC succeeds, and the service
+// sees every renewed token.
+//
+// It waits in real time, about 5 s: the token source and oauth2's cache
+// decide on the wall clock, which a test outside the package cannot move.
+// Tokens live 3 s, the shortest whole-second lifetime for which the renewal
+// at half life (1.5 s after the request was sent) still comes before the
+// server's own expiry (more than 2 s after it, since iat is whole seconds).
+func TestGRPCRenewals(t *testing.T) {
+	t.Parallel()
+	srv := newTLSServer(t)
+	srv.SetLifetime(3 * time.Second)
+	cfg, ctx := setup(t, srv)
+	g := startGRPC(t, srv)
+	client := g.dial(t, grpc.WithPerRPCCredentials(oauth.TokenSource{TokenSource: cfg.TokenSource(ctx)}))
+
+	const renewals = 3
+	ctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+	defer cancel()
+	pace := time.NewTicker(50 * time.Millisecond)
+	defer pace.Stop()
+	rpcs := 0
+	for g.tokensSeen() < 1+renewals {
+		if err := check(ctx, client); err != nil {
+			t.Fatalf("RPC %d: Check() error = %v; Stats() = %+v", rpcs+1, err, srv.Stats())
+		}
+		rpcs++
+		select {
+		case <-pace.C:
+		case <-ctx.Done():
+			t.Fatalf("after %d RPCs the service saw %d tokens, want %d; Stats() = %+v",
+				rpcs, g.tokensSeen(), 1+renewals, srv.Stats())
+		}
+	}
+	if st := srv.Stats(); st.Logins != 1 || st.Renewals < renewals || st.Refused != 0 {
+		t.Errorf("Stats() = %+v, want 1 login, at least %d renewals, none refused", st, renewals)
+	}
+}
+
+// TestGRPCKeyRotation pins down what a key rotation on the server (as after
+// a restart, or a revoked session) does to gRPC calls, and shows the
+// recovery.
+//
+// Per-RPC credentials cannot tell a token source that its token was refused,
+// so plain oauth.TokenSource credentials keep sending the refused token and
+// every RPC fails with codes.Unauthenticated until the renewal point, where
+// the refused renewal makes the source log in again: up to half the token's
+// lifetime. The recovery is reauth: on Unauthenticated, replace the source
+// with a fresh cfg.TokenSource, which logs in, and retry once.
+func TestGRPCKeyRotation(t *testing.T) {
+	srv := newTLSServer(t)
+	cfg, ctx := setup(t, srv)
+	g := startGRPC(t, srv)
+	plain := g.dial(t, grpc.WithPerRPCCredentials(oauth.TokenSource{TokenSource: cfg.TokenSource(ctx)}))
+	healing := g.dial(t, grpc.WithUnaryInterceptor(reauth(ctx, cfg)))
+	for name, c := range map[string]healthpb.HealthClient{"plain": plain, "reauth": healing} {
+		if err := check(ctx, c); err != nil {
+			t.Fatalf("%s: Check() error = %v", name, err)
+		}
+	}
+	checkStats(t, srv, econnecttest.Stats{Logins: 2})
+
+	srv.RotateKey()
+	for i := range 3 {
+		if err := check(ctx, plain); status.Code(err) != codes.Unauthenticated {
+			t.Errorf("plain, after RotateKey: Check() #%d error = %v, want code Unauthenticated", i+1, err)
+		}
+	}
+	checkStats(t, srv, econnecttest.Stats{Logins: 2}) // the plain source never learns
+
+	// Concurrent RPCs, whether they see the refusal or start after the
+	// source was replaced, all succeed for one new login.
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			if err := check(ctx, healing); err != nil {
+				t.Errorf("reauth, after RotateKey: Check() error = %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	checkStats(t, srv, econnecttest.Stats{Logins: 3})
+}
+
+// TestGRPCReauthKeepsBackoff checks that the recovery of reauth does not
+// defeat the backoff after a failed login: with a wrong password, RPCs fail
+// with codes.Unauthenticated, and only the first one reaches the server.
+func TestGRPCReauthKeepsBackoff(t *testing.T) {
+	srv := newTLSServer(t)
+	cfg, ctx := setup(t, srv)
+	cfg.Password = "wrong"
+	g := startGRPC(t, srv)
+	client := g.dial(t, grpc.WithUnaryInterceptor(reauth(ctx, cfg)))
+	for i := range 5 {
+		if err := check(ctx, client); status.Code(err) != codes.Unauthenticated {
+			t.Errorf("Check() #%d error = %v, want code Unauthenticated", i+1, err)
+		}
+	}
+	// The login backoff lasts at least 0.8 s, far longer than the 5 RPCs.
+	checkStats(t, srv, econnecttest.Stats{Logins: 1, Refused: 1})
+}
+
+// reauth is the recovery recipe for gRPC: a unary client interceptor that
+// sends each RPC with a token from the current token source and, when the
+// server answers codes.Unauthenticated, replaces that source with a fresh
+// cfg.TokenSource(ctx), which logs in again, and retries the RPC once.
+//
+// It takes the token itself, rather than leaving that to per-RPC
+// credentials, so that a failed login, which credentials would report as a
+// gRPC status (Unauthenticated as a dial option, Internal as a call option),
+// is never mistaken for a refusal by the server: replacing the source then
+// would log in again on every RPC and defeat its backoff. A failed login is
+// answered Unauthenticated, as with the dial option. Compare-and-swap
+// replaces each refused source once, however many RPCs saw it refused, so
+// concurrent refusals cost one login; an idle source holds no goroutine, so
+// dropping it leaks nothing. Retrying is safe when the server checks the
+// token before running the method, as an interceptor does. Do not also dial
+// with grpc.WithPerRPCCredentials: both tokens would be sent.
+func reauth(ctx context.Context, cfg *econnect.Config) grpc.UnaryClientInterceptor {
+	fresh := func() *oauth2.TokenSource {
+		ts := cfg.TokenSource(ctx)
+		return &ts
+	}
+	var cur atomic.Pointer[oauth2.TokenSource]
+	cur.Store(fresh())
+	return func(rctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+		invoke grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		call := func(ts *oauth2.TokenSource) (refused bool, err error) {
+			tok, err := (*ts).Token()
+			if err != nil {
+				return false, status.Error(codes.Unauthenticated, err.Error())
+			}
+			creds := grpc.PerRPCCredentials(oauth.TokenSource{TokenSource: oauth2.StaticTokenSource(tok)})
+			// Clip: opts may share its array with other calls.
+			err = invoke(rctx, method, req, reply, cc, append(slices.Clip(opts), creds)...)
+			return status.Code(err) == codes.Unauthenticated, err
+		}
+		ts := cur.Load()
+		if refused, err := call(ts); !refused {
+			return err
+		}
+		cur.CompareAndSwap(ts, fresh())
+		_, err := call(cur.Load())
+		return err
+	}
+}
+
+// check calls the health service once.
+func check(ctx context.Context, c healthpb.HealthClient) error {
+	resp, err := c.Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		return err
+	}
+	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		return fmt.Errorf("status %v, want SERVING", resp.GetStatus())
+	}
+	return nil
+}
+
+// grpcServer is a gRPC server on loopback with TLS. It serves the standard
+// health service behind a unary interceptor that checks bearer tokens with
+// the econnecttest server, as a real service would.
+type grpcServer struct {
+	addr  string
+	roots *x509.CertPool // trusts the server's certificate
+
+	mu     sync.Mutex // guards tokens
+	tokens map[string]bool
+}
+
+// startGRPC starts a grpcServer, stopped when the test ends.
+func startGRPC(t *testing.T, srv *econnecttest.Server) *grpcServer {
+	t.Helper()
+	cert, roots := selfSigned(t)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &grpcServer{addr: lis.Addr().String(), roots: roots, tokens: make(map[string]bool)}
+	gs := grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})),
+		grpc.UnaryInterceptor(g.checkBearer(srv)),
+	)
+	healthpb.RegisterHealthServer(gs, health.NewServer())
+	served := make(chan error, 1)
+	go func() { served <- gs.Serve(lis) }()
+	t.Cleanup(func() {
+		gs.Stop()
+		if err := <-served; err != nil {
+			t.Errorf("Serve() error = %v", err)
+		}
+	})
+	return g
+}
+
+// checkBearer refuses, with codes.Unauthenticated, RPCs without exactly one
+// bearer token that srv accepts, and records the tokens it accepts.
+func (g *grpcServer) checkBearer(srv *econnecttest.Server) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		md, _ := metadata.FromIncomingContext(ctx)
+		auth := md.Get("authorization")
+		if len(auth) != 1 {
+			return nil, status.Errorf(codes.Unauthenticated, "%d authorization values, want 1", len(auth))
+		}
+		tok := bearer(auth[0])
+		name, err := srv.VerifyToken(tok)
+		if err != nil {
+			return nil, status.Error(codes.Unauthenticated, err.Error())
+		}
+		if name != username {
+			return nil, status.Errorf(codes.PermissionDenied, "token names %q, want %q", name, username)
+		}
+		g.mu.Lock()
+		g.tokens[tok] = true
+		g.mu.Unlock()
+		return handler(ctx, req)
+	}
+}
+
+// tokensSeen returns how many different tokens the server has accepted.
+func (g *grpcServer) tokensSeen() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.tokens)
+}
+
+// dial returns a health client of the server over TLS, closed when the test
+// ends.
+func (g *grpcServer) dial(t *testing.T, opts ...grpc.DialOption) healthpb.HealthClient {
+	t.Helper()
+	tlsConfig := &tls.Config{RootCAs: g.roots, MinVersion: tls.VersionTLS12}
+	opts = append(opts, grpc.WithTransportCredentials(credentials.NewTLS(tlsConfig)))
+	conn, err := grpc.NewClient(g.addr, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return healthpb.NewHealthClient(conn)
+}
+
+// selfSigned returns a new self-signed certificate for 127.0.0.1 and a pool
+// that trusts it.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "econnect interop"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, roots
+}
