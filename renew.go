@@ -130,6 +130,10 @@ type source struct {
 	failErr   error
 	failUntil time.Time
 	fails     int
+	// reloginAfter is when a 401 may again drop the token, after even a
+	// fresh token was refused; refusals counts such retries in a row.
+	reloginAfter time.Time
+	refusals     int
 
 	wg sync.WaitGroup // flights under way, so tests can wait for them
 }
@@ -301,15 +305,50 @@ func jittered(d time.Duration, r float64) time.Duration {
 }
 
 // drop forgets the token raw if it is still the current one, so that the
-// next caller logs in again. It reports whether it did.
-func (s *source) drop(raw string) bool {
+// next caller logs in again.
+func (s *source) drop(raw string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.tok == nil || s.tok.raw != raw {
+	s.dropLocked(raw)
+}
+
+// dropLocked is drop with s.mu held.
+func (s *source) dropLocked(raw string) {
+	if s.tok != nil && s.tok.raw == raw {
+		s.tok, s.renewAfter = nil, time.Time{}
+	}
+}
+
+// refused handles a 401 on a request that carried the token raw: it drops
+// raw, once however many requests saw it, and reports whether the request
+// may be retried with a new token. It reports false while re-logins are
+// backing off because the server refused even a fresh token: an endpoint
+// that answers 401 to every token must not cause a login per request.
+func (s *source) refused(raw string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.now().Before(s.reloginAfter) {
 		return false
 	}
-	s.tok, s.renewAfter = nil, time.Time{}
+	s.dropLocked(raw)
 	return true
+}
+
+// retried records whether a retry after a 401 was accepted. A refused one
+// backs off later re-logins by 1 s doubling to 30 s.
+func (s *source) retried(accepted bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if accepted {
+		s.refusals = 0
+		return
+	}
+	s.refusals++
+	wait := jittered(min(time.Second<<min(s.refusals-1, 5), 30*time.Second), s.rand())
+	s.reloginAfter = s.now().Add(wait)
+	if s.refusals == 1 {
+		s.log(slog.LevelWarn, "econnect: the server refused a fresh token; backing off re-logins on 401", nil, slog.Duration("backoff", wait))
+	}
 }
 
 // ownerKey is the Extra key under which a source's tokens point back to it,

@@ -1246,17 +1246,25 @@ func TestClient401(t *testing.T) {
 	})
 }
 
-// TestClientOrigin: the bearer goes only to BaseURL's origin, also across
-// redirects (R14).
-func TestClientOrigin(t *testing.T) {
-	f, hc := clientFixture(t)
+// otherOrigin starts a server on another origin that counts the requests
+// reaching it with an Authorization header.
+func otherOrigin(t *testing.T) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
 	var leaked atomic.Int32
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "" {
 			leaked.Add(1)
 		}
 	}))
-	defer other.Close()
+	t.Cleanup(other.Close)
+	return other, &leaked
+}
+
+// TestClientOrigin: the bearer goes only to BaseURL's origin, also across
+// redirects (R14).
+func TestClientOrigin(t *testing.T) {
+	f, hc := clientFixture(t)
+	other, leaked := otherOrigin(t)
 	f.srv.Handle("/api/v1/redirect", http.RedirectHandler(other.URL+"/landing", http.StatusFound))
 	for _, url := range []string{other.URL + "/direct", f.srv.URL + "/api/v1/redirect"} {
 		resp, err := hc.Get(url)
@@ -1379,13 +1387,7 @@ func TestTransportContract(t *testing.T) {
 // 401 and keeps the bearer on its origin, like Config.Client (R15, R16).
 func TestHandBuiltTransport(t *testing.T) {
 	f, _ := clientFixture(t)
-	var leaked atomic.Int32
-	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "" {
-			leaked.Add(1)
-		}
-	}))
-	defer other.Close()
+	other, leaked := otherOrigin(t)
 	hc := &http.Client{Transport: &Transport{Source: f.cfg.TokenSource(f.ctx), Base: f.srv.Client().Transport}}
 	post(t, hc, f.srv.URL+"/api/v1/echo", strings.NewReader("warm up"))
 	f.srv.RotateKey()
@@ -1604,5 +1606,37 @@ func BenchmarkAuthCallsPerLifetime(b *testing.B) {
 			worst = max(worst, float64(calls)/10)
 		}
 		b.ReportMetric(worst, "calls/lifetime")
+	}
+}
+
+// TestEndpointAlways401: an endpoint that refuses every token causes one
+// re-login per backoff step, not one per request.
+func TestEndpointAlways401(t *testing.T) {
+	f := newFixture(t)
+	var calls atomic.Int32
+	f.srv.Handle("/api/v1/always401", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	hc := &http.Client{Transport: &Transport{Source: f.source(t, nil), Base: f.srv.Client().Transport}}
+	steps := []struct {
+		advance               time.Duration
+		wantCalls, wantLogins int32
+	}{
+		{0, 2 + 19, 2},                // a re-login and retry, then 1 s of plain 401s
+		{time.Second, 21 + 2 + 19, 3}, // the next step
+		{time.Second, 42 + 20, 3},     // 2 s this time
+		{time.Second, 62 + 2 + 19, 4}, // and so on
+	}
+	for i, st := range steps {
+		f.clk.Advance(st.advance)
+		for range 20 {
+			if code, _ := post(t, hc, f.srv.URL+"/api/v1/always401", strings.NewReader("x")); code != 401 {
+				t.Fatalf("step %d: status %d, want 401", i, code)
+			}
+		}
+		if got, logins := calls.Load(), int32(f.stats().Logins); got != st.wantCalls || logins != st.wantLogins {
+			t.Errorf("step %d: %d calls and %d logins, want %d and %d", i, got, logins, st.wantCalls, st.wantLogins)
+		}
 	}
 }

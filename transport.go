@@ -116,10 +116,9 @@ func (s *source) roundTrip(base http.RoundTripper, req *http.Request) (*http.Res
 		return nil, err
 	}
 	resp, err := base.RoundTrip(authorized(req, tok, req.Body))
-	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || !s.refused(tok.raw) {
 		return resp, err
 	}
-	s.drop(tok.raw) // once per token: later drops of the same token do nothing
 	body, ok := replayBody(req)
 	if !ok {
 		return resp, nil
@@ -131,7 +130,11 @@ func (s *source) roundTrip(base http.RoundTripper, req *http.Request) (*http.Res
 		return resp, nil // the 401 says more than a failed login would
 	}
 	discard(resp)
-	return base.RoundTrip(authorized(req, tok, body))
+	resp, err = base.RoundTrip(authorized(req, tok, body))
+	if err == nil {
+		s.retried(resp.StatusCode != http.StatusUnauthorized)
+	}
+	return resp, err
 }
 
 // authorized returns a copy of req carrying tok and body.
