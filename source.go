@@ -103,7 +103,8 @@ func (c *Config) Token(ctx context.Context) (*oauth2.Token, error) {
 //
 // The provided context optionally controls which HTTP client is used (see
 // [oauth2.HTTPClient]) and bounds every later login and renewal, so it must
-// outlive the source. Most users will use [Config.Client] instead.
+// outlive the source. Make one source and share it; each call starts a new
+// one, which logs in again. Most users will use [Config.Client] instead.
 func (c *Config) TokenSource(ctx context.Context) oauth2.TokenSource {
 	return newSource(ctx, c, nil).reuse()
 }

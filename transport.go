@@ -21,7 +21,9 @@ import (
 // The client builds on the context's client (see [oauth2.HTTPClient]): its
 // Transport is the base, and its Timeout, Jar and CheckRedirect are kept.
 // The context also bounds every later login and renewal, so it must outlive
-// the client. The returned client and its Transport should not be modified.
+// the client. Make one client and share it: each call to Client starts a
+// token source of its own, which logs in again. The returned client and its
+// Transport should not be modified.
 func (c *Config) Client(ctx context.Context) *http.Client {
 	hc := contextClient(ctx)
 	return &http.Client{
