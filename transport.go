@@ -17,6 +17,9 @@ import (
 // them, carry no token. When the server answers 401 (after a restart, a key
 // rotation or a revoked session), the client drops the refused token once,
 // logs in again, and retries the request once if its body can be replayed.
+// If the server refuses even the new token, later 401s come back as they are
+// for a while (1 s doubling to 30 s), so that an endpoint refusing every
+// token cannot cause a login per request.
 //
 // The client builds on the context's client (see [oauth2.HTTPClient]): its
 // Transport is the base, and its Timeout, Jar and CheckRedirect are kept.
