@@ -36,6 +36,12 @@ import (
 // refused with 400 Bad Request: the username or the password is wrong.
 var ErrBadCredentials = errors.New("econnect: wrong username or password")
 
+// ErrInsecureHTTP is wrapped by the refusal of a plain http:// BaseURL to a
+// host that is not loopback, made before any network I/O because the
+// password and tokens would cross the network in clear text. Set
+// [Config.AllowInsecureHTTP] to permit it.
+var ErrInsecureHTTP = errors.New("econnect: plain http to a host that is not loopback")
+
 // errNoPassword is returned when a login is needed and Config.Password is empty.
 var errNoPassword = errors.New("econnect: a login is needed and Config.Password is empty")
 
@@ -356,8 +362,8 @@ func (c *Config) baseURL() (*url.URL, error) {
 	case u.User != nil:
 		return nil, errors.New("econnect: BaseURL must not hold credentials; use Username and Password")
 	case u.Scheme == "http" && !c.AllowInsecureHTTP && !isLoopback(u.Hostname()):
-		return nil, fmt.Errorf("econnect: refusing plain http to %s, which would expose the password and tokens; "+
-			"use https, or set Config.AllowInsecureHTTP", u.Host)
+		return nil, fmt.Errorf("%w (%s) would expose the password and tokens; use https, or set Config.AllowInsecureHTTP",
+			ErrInsecureHTTP, u.Host)
 	}
 	return u, nil
 }
