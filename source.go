@@ -190,8 +190,13 @@ func (s *source) Token() (*oauth2.Token, error) {
 // caller whose ctx allows it waits for the next attempt; others fail at once.
 func (s *source) current(ctx context.Context, patient bool) (*token, error) {
 	if t := s.snap.Load(); t != nil && s.clock.wall().Before(t.renewAt) {
-		return t, nil
+		return t, nil // fresh: the common case, without the lock
 	}
+	return s.decide(ctx, patient)
+}
+
+// decide is current past its lock-free read: the one switch on the state.
+func (s *source) decide(ctx context.Context, patient bool) (*token, error) {
 	var waited *flight
 	for {
 		s.mu.Lock()

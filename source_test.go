@@ -7,12 +7,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -181,12 +185,8 @@ func mustToken(t testing.TB, s *source) *token {
 }
 
 // fakeJWT builds an unsigned-looking JWT with the given claims.
-func fakeJWT(t testing.TB, claims map[string]any) string {
-	t.Helper()
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
+func fakeJWT(claims map[string]any) string {
+	payload, _ := json.Marshal(claims)
 	enc := base64.RawURLEncoding.EncodeToString
 	return enc([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc(payload) + ".c2lnbmF0dXJl"
 }
@@ -251,7 +251,7 @@ func TestExpiryClaims(t *testing.T) {
 	t.Run("iat a day off is ignored", func(t *testing.T) {
 		f := newFixture(t)
 		exp := epoch.Add(time.Hour).Unix()
-		f.srv.FailLogin(1, econnecttest.Fault{Body: answer(fakeJWT(t, map[string]any{"iat": 0, "exp": exp}))})
+		f.srv.FailLogin(1, econnecttest.Fault{Body: answer(fakeJWT(map[string]any{"iat": 0, "exp": exp}))})
 		if tok := mustToken(t, f.source(t, nil)); !tok.timing.Expiry.Equal(epoch.Add(time.Hour)) {
 			t.Errorf("Expiry = %v with iat = 0, want exp %v", tok.timing.Expiry, epoch.Add(time.Hour))
 		}
@@ -840,5 +840,212 @@ func TestAuthCallsPerLifetime(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// TestEndpointAlways401: an endpoint that refuses every token causes at most
+// one login a second, doubling while even fresh tokens are refused, not one
+// per request; a spurious 401 heals with one login, the next only a second
+// later.
+func TestEndpointAlways401(t *testing.T) {
+	f := newFixture(t)
+	var calls atomic.Int32
+	f.srv.Handle("/api/v1/always401", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	hc := &http.Client{Transport: &Transport{Source: f.source(t, nil), Base: f.srv.Client().Transport}}
+	post := func() int {
+		resp, err := hc.Post(f.srv.URL+"/api/v1/always401", "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Fatalf("Post() error = %v", err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	steps := []struct {
+		advance               time.Duration
+		wantCalls, wantLogins int32
+	}{
+		{0, 2 + 19, 2},                // a re-login and retry, then 2 s of plain 401s
+		{time.Second, 21 + 20, 2},     // still inside the 2 s
+		{time.Second, 41 + 2 + 19, 3}, // the next step: 4 s this time
+		{3 * time.Second, 62 + 20, 3},
+		{time.Second, 82 + 2 + 19, 4},
+	}
+	for i, st := range steps {
+		f.clk.Advance(st.advance)
+		for range 20 {
+			if code := post(); code != 401 {
+				t.Fatalf("step %d: status %d, want 401", i, code)
+			}
+		}
+		if got, logins := calls.Load(), int32(f.stats().Logins); got != st.wantCalls || logins != st.wantLogins {
+			t.Errorf("step %d: %d calls and %d logins, want %d and %d", i, got, logins, st.wantCalls, st.wantLogins)
+		}
+	}
+}
+
+// TestSpurious401: 401s on one request in five cause at most one login a
+// second: the retry with a fresh token succeeds each time, so only the
+// spacing holds the logins back.
+func TestSpurious401(t *testing.T) {
+	f := newFixture(t)
+	var n atomic.Int32
+	f.srv.Handle("/api/v1/flaky", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%5 == 0 {
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	}))
+	hc := &http.Client{Transport: &Transport{Source: f.source(t, nil), Base: f.srv.Client().Transport}}
+	for i := range 500 {
+		resp, err := hc.Get(f.srv.URL + "/api/v1/flaky")
+		if err != nil {
+			t.Fatalf("Get() error = %v", err)
+		}
+		resp.Body.Close()
+		f.clk.Advance(10 * time.Millisecond) // 500 requests in 5 s
+		if want := 2 + i/100; f.stats().Logins > want {
+			t.Fatalf("after %d requests (%v): %d logins, want at most %d", i+1, time.Duration(i+1)*10*time.Millisecond, f.stats().Logins, want)
+		}
+	}
+}
+
+// cannedAuth answers logins and renewals in process with JWTs stamped by
+// clk, as the fake server would, without a network: for fleets of sources.
+type cannedAuth struct {
+	clk      *fakeClock
+	lifetime time.Duration
+	n        atomic.Int64
+}
+
+func (c *cannedAuth) RoundTrip(r *http.Request) (*http.Response, error) {
+	iat := c.clk.Wall().Truncate(time.Second)
+	jwt := fakeJWT(map[string]any{"iat": iat.Unix(), "exp": iat.Add(c.lifetime).Unix(), "jti": c.n.Add(1)})
+	return &http.Response{StatusCode: 200, Header: http.Header{}, Request: r,
+		Body: io.NopCloser(strings.NewReader(answer(jwt)))}, nil
+}
+
+// fleet logs n sources in at the same instant, then renews each token as
+// its renewal point passes, for lifetimes lifetimes. For each lifetime it
+// returns the largest share of its renewals that fell into one window of
+// width, and the time from its first renewal to its last.
+func fleet(t testing.TB, n, lifetimes int, lifetime, width time.Duration, draw func() float64) (peaks []float64, spreads []time.Duration) {
+	clk := &fakeClock{wall: epoch.Add(300 * time.Millisecond)}
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: &cannedAuth{clk: clk, lifetime: lifetime}})
+	cfg := Config{BaseURL: "https://identities.example", Username: testUser, Password: testPassword}
+	sources := make([]*source, n)
+	for i := range sources {
+		s := newSource(ctx, &cfg, nil)
+		s.clock = &clock{wall: clk.Wall, mono: clk.Mono, rand: draw, sleep: clk.Sleep}
+		s.draw, s.hedge = draw(), 0
+		mustToken(t, s)
+		sources[i] = s
+	}
+	renewAt := func(s *source) time.Time { return s.snap.Load().renewAt }
+	for range lifetimes {
+		slices.SortFunc(sources, func(a, b *source) int { return renewAt(a).Compare(renewAt(b)) })
+		first, counts := renewAt(sources[0]), map[int64]int{}
+		for _, s := range sources {
+			at := renewAt(s)
+			if d := at.Sub(clk.Wall()) + 1; d > 0 {
+				clk.Advance(d)
+			}
+			mustToken(t, s) // due: the renewal starts
+			s.wg.Wait()
+			counts[at.UnixNano()/int64(width)]++
+		}
+		spreads = append(spreads, clk.Wall().Sub(first))
+		peak := 0
+		for _, c := range counts {
+			peak = max(peak, c)
+		}
+		peaks = append(peaks, float64(peak)/float64(n))
+	}
+	return peaks, spreads
+}
+
+// TestFleetSpread: 200 sources that logged in together with 8 s tokens send
+// their renewals spread over at least 600 ms, no 100 ms holding more than
+// a quarter of them, lifetime after lifetime.
+func TestFleetSpread(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	peaks, spreads := fleet(t, 200, 3, 8*time.Second, 100*time.Millisecond, r.Float64)
+	for k := range peaks {
+		if peaks[k] > 0.25 || spreads[k] < 600*time.Millisecond {
+			t.Errorf("lifetime %d: renewals spread over %v, %.0f%% in one 100 ms; want ≥ 600 ms and ≤ 25%%", k+1, spreads[k], 100*peaks[k])
+		}
+	}
+}
+
+// BenchmarkFleet: 10,000 sources that logged in in the same second, with
+// 1-hour tokens, over 10 lifetimes: the largest share of a lifetime's
+// renewals in any one second, for the first lifetime and the worst of the
+// later ones; without a random draw (all at the middle of the window) as
+// the baseline.
+func BenchmarkFleet(b *testing.B) {
+	for _, impl := range []string{"lockstep", "econnect"} {
+		b.Run("impl="+impl, func(b *testing.B) {
+			draw := rand.New(rand.NewPCG(3, 4)).Float64
+			if impl == "lockstep" {
+				draw = func() float64 { return 0.5 }
+			}
+			for b.Loop() {
+				peaks, _ := fleet(b, 10_000, 10, time.Hour, time.Second, draw)
+				b.ReportMetric(100*peaks[0], "%peak-second/lifetime-1")
+				b.ReportMetric(100*slices.Max(peaks[1:]), "%peak-second/lifetime-2+")
+			}
+		})
+	}
+}
+
+// BenchmarkRead: a cached read on the Client path, the source's lock-free
+// snapshot, against its floor (an atomic.Pointer load and time.Now) and
+// against oauth2.ReuseTokenSource. Run it with -cpu 1,2,4,8.
+func BenchmarkRead(b *testing.B) {
+	f := newFixture(b)
+	f.srv.SetClock(time.Now)
+	s := newSource(f.ctx, &f.cfg, nil)
+	var floor atomic.Pointer[token]
+	floor.Store(mustToken(b, s))
+	reuse := oauth2.ReuseTokenSource(nil, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "x", Expiry: time.Now().Add(time.Hour)}))
+	ctx := context.Background()
+	reads := []struct {
+		name string
+		read func() bool
+	}{
+		{"impl=atomic+now", func() bool { t := floor.Load(); return t != nil && time.Now().Before(t.renewAt) }},
+		{"impl=econnect", func() bool { t, err := s.current(ctx, true); return err == nil && t != nil }},
+		{"impl=oauth2.ReuseTokenSource", func() bool { t, err := reuse.Token(); return err == nil && t != nil }},
+	}
+	for _, r := range reads {
+		b.Run(r.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if !r.read() {
+						b.Error("read failed")
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkAuthCallsPerLifetime: auth calls per token lifetime at 1000 calls
+// per lifetime, for EarlyExpiry from 1 ns to a day, on the fake clock. It
+// reports the worst case over that range.
+func BenchmarkAuthCallsPerLifetime(b *testing.B) {
+	for b.Loop() {
+		worst := 0.0
+		for _, early := range []time.Duration{time.Nanosecond, time.Second, 30 * time.Second, 5 * time.Minute, 24 * time.Hour} {
+			f := newFixture(b)
+			f.srv.SetLifetime(time.Minute)
+			f.cfg.EarlyExpiry = early
+			calls, _ := simulate(b, f, f.source(b, nil), 60*time.Millisecond, 10*time.Minute)
+			worst = max(worst, float64(calls)/10)
+		}
+		b.ReportMetric(worst, "calls/lifetime")
 	}
 }

@@ -74,7 +74,10 @@ func nextRune(b []byte) (rune, int) {
 		return 0, 0
 	}
 	if utf16.IsSurrogate(r) {
-		if lo, ok := hex4(b[6:]); ok && len(b) >= 12 && b[6] == '\\' {
+		if len(b) < 12 || b[6] != '\\' {
+			return 0, 0
+		}
+		if lo, ok := hex4(b[7:]); ok {
 			if c := utf16.DecodeRune(r, lo); c != utf8.RuneError {
 				return c, 12
 			}
