@@ -113,8 +113,8 @@ func markdown(rows []row) string {
 	var b strings.Builder
 	b.WriteString(header)
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %s | %d | %.2f %% | %s | %d | %.1f | %d | %s | %s | %s | %s | %d → %d | %.1f → %.1f | %d |\n",
-			r.scenario, r.kind, r.requests, r.successRate(), causes(r.causes), r.usable,
+		fmt.Fprintf(&b, "| %s | %s | %d | %.2f %% (%d) | %s | %d | %.1f | %d | %s | %s | %s | %s | %d → %d | %.1f → %.1f | %d |\n",
+			r.scenario, r.kind, r.requests, r.successRate(), r.ok, causes(r.causes), r.usable,
 			r.authPerLifetime, r.inWindow, ms(r.p50), ms(r.p99), ratio(r.p99Ratio), recovery(r.recovery, r.unrecovered),
 			r.goroutinesBefore, r.goroutinesAfter, mib(r.heapBefore), mib(r.heapAfter), r.corrupted)
 	}

@@ -88,7 +88,7 @@ func TestMarkdown(t *testing.T) {
 	if len(lines) != 4 {
 		t.Fatalf("markdown() has %d lines, want a header, a rule and 2 rows:\n%s", len(lines), strings.Join(lines, "\n"))
 	}
-	for i, want := range []string{"| none | Config.Client | 10 | 100.00 % | – |", "| down-10s | naive | 10 | 40.00 % | auth 503: 6 |"} {
+	for i, want := range []string{"| none | Config.Client | 10 | 100.00 % (10) | – |", "| down-10s | naive | 10 | 40.00 % (4) | auth 503: 6 |"} {
 		if !strings.HasPrefix(lines[2+i], want) {
 			t.Errorf("row %d = %q, want it to start %q", i, lines[2+i], want)
 		}
