@@ -32,7 +32,8 @@ type Fault struct {
 	Hang bool
 	// Status is the status of the answer; if zero while Body is set, 200.
 	Status int
-	// Header holds extra answer headers, such as Location for a redirect.
+	// Header holds extra answer headers, such as Location for a redirect or
+	// Retry-After for a 429 or 503.
 	Header http.Header
 	// Body is the raw answer body: garbage, oversized, not JSON, anything.
 	// If empty while Status is set, the body is a short text,
