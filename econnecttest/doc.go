@@ -10,9 +10,10 @@
 // by its own clock or once its signing key is rotated.
 //
 // Its settings, callable at any time, shape what clients meet: users and
-// roles, token lifetime, a fake or offset clock, missing claims, latency, and
+// roles, token lifetime, a fake or offset clock, missing claims, latency,
 // faults on demand for the next calls to login or renewal (an error status,
-// a garbage body, a redirect, an answer held open or never given). [Server.Stats]
-// counts what it saw, and [Server.Handle] mounts a handler of your own behind
-// the same bearer check.
+// a garbage body, a redirect, an answer held open or never given, a reset
+// connection, a body cut short), and faults drawn at random from a seed, for
+// chaos runs ([Server.SetChaos]). [Server.Stats] counts what it saw, and
+// [Server.Handle] mounts a handler of your own behind the same bearer check.
 package econnecttest

@@ -140,3 +140,47 @@ func ExampleServer_Handle() {
 	// without a token: 401 Unauthorized
 	// with a token: 200 OK person 42
 }
+
+func ExampleServer_SetChaos() {
+	srv := econnecttest.NewServer()
+	defer srv.Close()
+	srv.AddUser("camera-7", "s3cret")
+	login := func() *http.Response {
+		resp, err := srv.Client().Post(srv.URL+"/api/v1/authenticate", "application/json",
+			strings.NewReader(`{"username":"camera-7","password":"s3cret"}`))
+		if err != nil {
+			log.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+
+	// An outage: every login and renewal is answered 503, with a Retry-After.
+	srv.SetChaos(econnecttest.Chaos{Faults: []econnecttest.Chance{{
+		P:     1,
+		Fault: econnecttest.Fault{Status: http.StatusServiceUnavailable, Header: http.Header{"Retry-After": {"2"}}},
+	}}})
+	resp := login()
+	fmt.Println(resp.Status, "retry after", resp.Header.Get("Retry-After"))
+
+	// The server is back.
+	srv.SetChaos(econnecttest.Chaos{})
+	fmt.Println(login().Status)
+
+	// 60 % of the calls fail at random. The same seed draws the same
+	// faults, so the count is the same on every run.
+	srv.SetChaos(econnecttest.Chaos{Seed: 1, Faults: []econnecttest.Chance{
+		{P: 0.6, Fault: econnecttest.Fault{Status: http.StatusServiceUnavailable}},
+	}})
+	failed := 0
+	for range 100 {
+		if login().StatusCode == http.StatusServiceUnavailable {
+			failed++
+		}
+	}
+	fmt.Println("failed:", failed, "of 100")
+	// Output:
+	// 503 Service Unavailable retry after 2
+	// 200 OK
+	// failed: 58 of 100
+}

@@ -1,21 +1,27 @@
 package econnecttest
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"maps"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"time"
 )
 
 // Fault is an injected answer from the login or renewal endpoint, queued by
-// [Server.FailLogin] or [Server.FailRenew].
+// [Server.FailLogin] or [Server.FailRenew], or drawn at random as
+// [Server.SetChaos] says.
 //
 // The answer is first held as Delay, Wait and Hang say; a held answer is
 // dropped, the connection closed without a word, when the client gives up
-// or the server closes. Then, if Status and Body are both zero, the endpoint
-// answers normally (with Header added), so a Fault of only Delay or Wait
-// slows a real answer. Otherwise the answer is Status, Header and Body.
+// or the server closes. With Reset, the connection is then dropped anyway.
+// Then, if Status and Body are both zero, the endpoint answers normally
+// (with Header added), so a Fault of only Delay or Wait slows a real answer.
+// Otherwise the answer is Status, Header and Body. Cut and Half spoil
+// whichever answer it is on its way out.
 type Fault struct {
 	// Wait, if not nil, holds the answer until the channel is closed.
 	Wait <-chan struct{}
@@ -26,7 +32,8 @@ type Fault struct {
 	Hang bool
 	// Status is the status of the answer; if zero while Body is set, 200.
 	Status int
-	// Header holds extra answer headers, such as Location for a redirect.
+	// Header holds extra answer headers, such as Location for a redirect or
+	// Retry-After for a 429 or 503.
 	Header http.Header
 	// Body is the raw answer body: garbage, oversized, not JSON, anything.
 	// If empty while Status is set, the body is a short text,
@@ -34,6 +41,18 @@ type Fault struct {
 	// charset=utf-8", as the server's real answers have, unless Header sets
 	// one.
 	Body string
+	// Reset drops the connection without an answer once the answer has
+	// been held, as a crashed server or a proxy resetting the connection
+	// would. Status, Header, Body, Cut and Half are then ignored.
+	Reset bool
+	// Cut sends the answer's headers, with a Content-Length that promises
+	// its whole body, then the first half of the body, and drops the
+	// connection: the client reads an unexpected EOF.
+	Cut bool
+	// Half sends the first half of the answer's body as if it were the
+	// whole, with a Content-Length to match: a well-formed answer whose
+	// JSON stops in the middle.
+	Half bool
 }
 
 // faultQueue is the fault of the next n calls to an endpoint.
@@ -57,30 +76,110 @@ func (q *faultQueue) next() (Fault, bool) {
 	return q.f, true
 }
 
-// arrive does what comes before the normal answer of an auth endpoint: it
-// adds one to counter, takes a fault from q, waits the latency and serves
-// the fault. It reports whether the normal answer must follow; an answer
-// given up on while held aborts the handler. The counter and q are guarded
-// by s.mu.
-func (s *Server) arrive(w http.ResponseWriter, r *http.Request, q *faultQueue, counter *int) bool {
+// faults holds what goes wrong at the login or the renewal endpoint: the
+// faults queued for its next calls, then the chaos it draws from.
+type faults struct {
+	queue faultQueue
+	chaos chaos
+}
+
+// next returns the fault of the next call, if it has one.
+func (fs *faults) next() (Fault, bool) {
+	if f, ok := fs.queue.next(); ok {
+		return f, true
+	}
+	return fs.chaos.draw()
+}
+
+// auth wraps h, the normal answer of an auth endpoint, in what comes before
+// and after it: the call is counted in counter, waits the latency and gets
+// the next fault of fs, if any, which answers instead of h or spoils its
+// answer. An answer given up on while held aborts the handler. The counter
+// and fs are guarded by s.mu.
+func (s *Server) auth(fs *faults, counter *int, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		// Read the body before holding the answer: net/http notices that a
+		// client gave up only once the request body has been read.
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, authLimit))
+		r.Body = &replay{Reader: bytes.NewReader(body), err: err}
+		f, faulted := s.arrive(r.Context(), fs, counter)
+		switch {
+		case !faulted:
+			h(w, r)
+		case f.Reset:
+			abort()
+		case f.Cut || f.Half:
+			spoil(w, r, f, answerOf(f, h))
+		default:
+			maps.Copy(w.Header(), f.Header.Clone())
+			answerOf(f, h).ServeHTTP(w, r)
+		}
+	}
+}
+
+// arrive counts a call, takes its fault, if any, waits the latency, and
+// holds the answer as the fault says. A wait given up on aborts the handler.
+func (s *Server) arrive(ctx context.Context, fs *faults, counter *int) (Fault, bool) {
 	s.mu.Lock()
 	*counter++
-	f, faulted := q.next()
+	f, faulted := fs.next()
 	latency := s.latency
 	s.mu.Unlock()
-	if !s.pause(r.Context(), latency) || faulted && !s.hold(r.Context(), f) {
+	if !s.pause(ctx, latency) || faulted && !s.hold(ctx, f) {
 		abort()
 	}
-	if !faulted {
-		return true
-	}
-	maps.Copy(w.Header(), f.Header.Clone())
-	if f.Status == 0 && f.Body == "" {
-		return true
-	}
-	writeFault(w, f)
-	return false
+	return f, faulted
 }
+
+// answerOf returns the handler of the answer f gives: h, the normal answer,
+// when f has no Status or Body, else the fault's own answer.
+func answerOf(f Fault, h http.HandlerFunc) http.Handler {
+	if f.Status == 0 && f.Body == "" {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeFault(w, f) })
+}
+
+// spoil records the answer of h to r with f's headers, and sends it cut or
+// halved as f says.
+func spoil(w http.ResponseWriter, r *http.Request, f Fault, h http.Handler) {
+	rec := httptest.NewRecorder()
+	maps.Copy(rec.Header(), f.Header.Clone())
+	h.ServeHTTP(rec, r)
+	body := rec.Body.Bytes()
+	half := body[:len(body)/2]
+	length := len(body) // Cut promises the whole body
+	if f.Half {
+		length = len(half)
+	}
+	maps.Copy(w.Header(), rec.Header())
+	w.Header().Set("Content-Length", strconv.Itoa(length))
+	w.WriteHeader(rec.Code)
+	w.Write(half)
+	if f.Cut {
+		// Flush what was written, or net/http would drop it with the
+		// connection.
+		http.NewResponseController(w).Flush()
+		abort()
+	}
+}
+
+// replay is a request body read ahead of time: its bytes, then the error
+// that ended the read.
+type replay struct {
+	*bytes.Reader
+	err error
+}
+
+func (b *replay) Read(p []byte) (int, error) {
+	n, err := b.Reader.Read(p)
+	if err == io.EOF && b.err != nil {
+		err = b.err
+	}
+	return n, err
+}
+
+func (b *replay) Close() error { return nil }
 
 // hold holds the answer as f says, and reports false if it was abandoned.
 func (s *Server) hold(ctx context.Context, f Fault) bool {

@@ -2,8 +2,11 @@ package econnecttest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +36,8 @@ func TestFaultAnswers(t *testing.T) {
 			http.Header{"X-Test": {"1"}}},
 		{"delay then status", Fault{Delay: time.Millisecond, Status: 502}, 502, "injected fault\n", nil},
 		{"delay then normal", Fault{Delay: time.Millisecond}, 200, "token", nil},
+		{"429 with Retry-After", Fault{Status: 429, Header: http.Header{"Retry-After": {"2"}}}, 429,
+			"injected fault\n", http.Header{"Retry-After": {"2"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -211,5 +216,69 @@ func TestLatency(t *testing.T) {
 	tokenOf(t, mustDo(t, s, renewRequest(t.Context(), s, token)))
 	if elapsed := time.Since(start); elapsed < 2*latency {
 		t.Errorf("login and renewal took %v, want at least 2 × %v", elapsed, latency)
+	}
+}
+
+func TestFaultReset(t *testing.T) {
+	t.Parallel()
+	for _, f := range []Fault{{Reset: true}, {Reset: true, Status: 503, Body: "ignored"}, {Reset: true, Delay: time.Millisecond}} {
+		s := newServer(t)
+		s.FailLogin(1, f)
+		if a, err := do(s, loginRequest(t.Context(), s, "alice", alicePassword)); err == nil {
+			t.Errorf("%+v: login answered %d %q, want a dropped connection", f, a.status, a.body)
+		}
+		checkStats(t, s, Stats{Logins: 1})
+		login(t, s, "alice", alicePassword) // the queue held one fault
+	}
+}
+
+func TestFaultSpoiled(t *testing.T) {
+	t.Parallel()
+	const normal = `{"username":"alice","token":"` // how a normal answer starts
+	const fault = `{"error":"unavailable"}`
+	tests := []struct {
+		name       string
+		fault      Fault
+		renew      bool
+		wantStatus int
+		wantStart  string // the body, cut in half, starts with it
+		wantErr    error  // of reading the body
+	}{
+		{"cut normal answer", Fault{Cut: true}, false, 200, normal, io.ErrUnexpectedEOF},
+		{"cut renewal", Fault{Cut: true}, true, 200, normal, io.ErrUnexpectedEOF},
+		{"cut fault", Fault{Cut: true, Status: 503, Body: fault}, false, 503, fault[:len(fault)/2], io.ErrUnexpectedEOF},
+		{"half normal answer", Fault{Half: true}, false, 200, normal, nil},
+		{"half renewal", Fault{Half: true}, true, 200, normal, nil},
+		{"half fault", Fault{Half: true, Status: 503, Body: fault}, false, 503, fault[:len(fault)/2], nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newServer(t)
+			req := loginRequest(t.Context(), s, "alice", alicePassword)
+			want := Stats{Logins: 1}
+			if tt.renew {
+				req = renewRequest(t.Context(), s, login(t, s, "alice", alicePassword))
+				s.FailRenew(1, tt.fault)
+				want = Stats{Logins: 1, Renewals: 1}
+			} else {
+				s.FailLogin(1, tt.fault)
+			}
+			a, err := do(s, req)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("reading the answer: error = %v, want %v", err, tt.wantErr)
+			}
+			if a.status != tt.wantStatus || !strings.HasPrefix(a.body, tt.wantStart) {
+				t.Errorf("answer = %d %q, want %d and a body starting %q", a.status, a.body, tt.wantStatus, tt.wantStart)
+			}
+			if json.Valid([]byte(a.body)) {
+				t.Errorf("body %q is valid JSON, want half of it", a.body)
+			}
+			length, _ := strconv.Atoi(a.header.Get("Content-Length"))
+			if n := len(a.body); tt.fault.Half && length != n || tt.fault.Cut && length != 2*n && length != 2*n+1 {
+				t.Errorf("Content-Length = %d for %d bytes sent, want %s", length, n,
+					map[bool]string{true: "as many", false: "twice as many"}[tt.fault.Half])
+			}
+			checkStats(t, s, want)
+		})
 	}
 }

@@ -11,18 +11,14 @@ import (
 
 // Size limits of request bodies.
 const (
-	loginLimit   = 1 << 20
+	authLimit    = 1 << 20
 	publishLimit = 16 << 20 // publish carries a face image
 )
 
-// login serves POST {prefix}/api/v1/authenticate.
+// login serves POST {prefix}/api/v1/authenticate, wrapped in s.auth.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
-	// Read the body before holding the answer: net/http notices that a
-	// client gave up only once the request body has been read.
-	body, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, loginLimit))
-	if !s.arrive(w, r, &s.loginFaults, &s.stats.Logins) {
-		return
-	}
+	// s.auth has read the body already, within authLimit.
+	body, readErr := io.ReadAll(r.Body)
 	var req struct {
 		Username string `json:"username"`
 		Password string `json:"password"`
@@ -41,11 +37,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	s.answerToken(w, req.Username, u.roles)
 }
 
-// renew serves GET {prefix}/api/v1/renewToken.
+// renew serves GET {prefix}/api/v1/renewToken, wrapped in s.auth.
 func (s *Server) renew(w http.ResponseWriter, r *http.Request) {
-	if !s.arrive(w, r, &s.renewFaults, &s.stats.Renewals) {
-		return
-	}
 	c, err := s.bearer(r)
 	if err != nil {
 		s.refuse(w, err)

@@ -225,16 +225,21 @@ func goDo(s *Server, req *http.Request) <-chan result {
 	return ch
 }
 
-// within fails the test if ch does not deliver soon. It is a guard against
-// a hang, not a wait for time to pass.
+// hangGuard is how long within waits before it calls a wait a hang. It is
+// generous because it times nothing: a cold, loaded machine running -race
+// must never trip it, and a passing test never waits for it.
+const hangGuard = 30 * time.Second
+
+// within fails the test if ch does not deliver within hangGuard. It is a
+// guard against a hang, not a wait for time to pass.
 func within[T any](t *testing.T, what string, ch <-chan T) T {
 	t.Helper()
 	select {
 	case v := <-ch:
 		return v
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangGuard):
 	}
-	t.Fatalf("%s: still waiting after 5s", what)
+	t.Fatalf("%s: still waiting after %v", what, hangGuard)
 	var zero T
 	return zero
 }

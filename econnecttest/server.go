@@ -41,8 +41,8 @@ type Server struct {
 	offset      time.Duration
 	omit        []string
 	latency     time.Duration
-	loginFaults faultQueue
-	renewFaults faultQueue
+	loginFaults faults
+	renewFaults faults
 	stats       Stats
 }
 
@@ -127,8 +127,8 @@ func (s *Server) setup() {
 // routes registers the endpoints under the prefix. s.mu must be held.
 func (s *Server) routes() {
 	p := s.prefix
-	s.mux.HandleFunc("POST "+p+"/api/v1/authenticate", s.login)
-	s.mux.HandleFunc("GET "+p+"/api/v1/renewToken", s.renew)
+	s.mux.HandleFunc("POST "+p+"/api/v1/authenticate", s.auth(&s.loginFaults, &s.stats.Logins, s.login))
+	s.mux.HandleFunc("GET "+p+"/api/v1/renewToken", s.auth(&s.renewFaults, &s.stats.Renewals, s.renew))
 	s.mux.Handle("POST "+p+"/api/v1/faceEdge/publish",
 		s.protect(rolePublishing, http.HandlerFunc(publish)))
 	for _, r := range s.pending {

@@ -104,7 +104,7 @@ func (s *Server) FailLogin(n int, f Fault) {
 	q := newFaultQueue(n, f)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.loginFaults = q
+	s.loginFaults.queue = q
 }
 
 // FailRenew makes the next n requests to the renewal endpoint answer f
@@ -114,7 +114,7 @@ func (s *Server) FailRenew(n int, f Fault) {
 	q := newFaultQueue(n, f)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.renewFaults = q
+	s.renewFaults.queue = q
 }
 
 // SetLatency makes every answer of the login and renewal endpoints, faults
