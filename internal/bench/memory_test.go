@@ -103,4 +103,5 @@ func perItem(b *testing.B, build func(i int) any) {
 		clear(kept)
 	}
 	b.ReportMetric(float64(total)/float64(iterations*idle), "B/source")
+	hideTimePerOp(b)
 }
