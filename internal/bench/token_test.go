@@ -75,3 +75,24 @@ func BenchmarkTokenParallel(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTokenInterleaved: the same reads on one goroutine, in rounds of
+// 1000 that alternate between the sources, so that a busy machine's drift
+// hits all three alike. It reports each one's time over the atomic read's,
+// and econnect's over oauth2.ReuseTokenSource's.
+func BenchmarkTokenInterleaved(b *testing.B) {
+	sources := readers(b)
+	runs := make([]func(), len(sources))
+	for i, s := range sources {
+		runs[i] = func() {
+			for range 1000 {
+				if _, err := s.ts.Token(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	spent := interleave(b, runs...)
+	reportRatios(b, spent, "atomic", "reuse", "econnect")
+	b.ReportMetric(float64(spent[2])/float64(spent[1]), "econnect/reuse")
+}
