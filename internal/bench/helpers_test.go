@@ -55,6 +55,7 @@ type canned struct {
 // emptyHeader is the header of every canned answer; nobody writes to it.
 var emptyHeader = http.Header{}
 
+// newCanned returns a canned transport whose login answers jwt.
 func newCanned(jwt string) *canned {
 	login, _ := json.Marshal(map[string]string{"username": "camera-1", "token": jwt})
 	return &canned{login: login, bearer: "Bearer " + jwt}
@@ -135,6 +136,7 @@ func do(b *testing.B, hc *http.Client, req *http.Request) {
 // and compare its expiry with the clock.
 type atomicSource struct{ p atomic.Pointer[oauth2.Token] }
 
+// errExpired is what atomicSource returns once its token has expired.
 var errExpired = errors.New("bench: token expired")
 
 // Token returns the stored token while it has not expired.

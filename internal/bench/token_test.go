@@ -32,6 +32,7 @@ func readers(b *testing.B) []namedSource {
 	return sources
 }
 
+// namedSource is a token source and its sub-benchmark name.
 type namedSource struct {
 	name string
 	ts   oauth2.TokenSource
