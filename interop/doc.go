@@ -4,5 +4,7 @@
 // and third-party clients built on [golang.org/x/oauth2.NewClient].
 //
 // It is a module of its own, so that these libraries never reach the
-// go.mod of econnect. It holds only tests; read them as usage examples.
+// go.mod of econnect. It holds only tests, to read as usage examples, and
+// Example_reauth: the recipe for gRPC clients that must recover at once
+// when the server refuses a token.
 package interop

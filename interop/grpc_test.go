@@ -11,15 +11,11 @@ import (
 	"fmt"
 	"math/big"
 	"net"
-	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/econnect-oss/econnect"
 	"github.com/econnect-oss/econnect/econnecttest"
-	"golang.org/x/oauth2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -78,8 +74,9 @@ func TestGRPCRenewals(t *testing.T) {
 // so plain oauth.TokenSource credentials keep sending the refused token and
 // every RPC fails with codes.Unauthenticated until the renewal point, where
 // the refused renewal makes the source log in again: up to half the token's
-// lifetime. The recovery is reauth: on Unauthenticated, replace the source
-// with a fresh cfg.TokenSource, which logs in, and retry once.
+// lifetime. The recovery is reauth, the interceptor of Example_reauth: on
+// Unauthenticated, replace the source with a fresh cfg.TokenSource, which
+// logs in, and retry once.
 func TestGRPCKeyRotation(t *testing.T) {
 	srv := newTLSServer(t)
 	cfg, ctx := setup(t, srv)
@@ -133,51 +130,6 @@ func TestGRPCReauthKeepsBackoff(t *testing.T) {
 	checkStats(t, srv, econnecttest.Stats{Logins: 1, Refused: 1})
 }
 
-// reauth is the recovery recipe for gRPC: a unary client interceptor that
-// sends each RPC with a token from the current token source and, when the
-// server answers codes.Unauthenticated, replaces that source with a fresh
-// cfg.TokenSource(ctx), which logs in again, and retries the RPC once.
-//
-// It takes the token itself, rather than leaving that to per-RPC
-// credentials, so that a failed login, which credentials would report as a
-// gRPC status (Unauthenticated as a dial option, Internal as a call option),
-// is never mistaken for a refusal by the server: replacing the source then
-// would log in again on every RPC and defeat its backoff. A failed login is
-// answered Unauthenticated, as with the dial option. Compare-and-swap
-// replaces each refused source once, however many RPCs saw it refused, so
-// concurrent refusals cost one login; an idle source holds no goroutine, so
-// dropping it leaks nothing. Retrying is safe when the server checks the
-// token before running the method, as an interceptor does. Do not also dial
-// with grpc.WithPerRPCCredentials: both tokens would be sent.
-func reauth(ctx context.Context, cfg *econnect.Config) grpc.UnaryClientInterceptor {
-	fresh := func() *oauth2.TokenSource {
-		ts := cfg.TokenSource(ctx)
-		return &ts
-	}
-	var cur atomic.Pointer[oauth2.TokenSource]
-	cur.Store(fresh())
-	return func(rctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
-		invoke grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		call := func(ts *oauth2.TokenSource) (refused bool, err error) {
-			tok, err := (*ts).Token()
-			if err != nil {
-				return false, status.Error(codes.Unauthenticated, err.Error())
-			}
-			creds := grpc.PerRPCCredentials(oauth.TokenSource{TokenSource: oauth2.StaticTokenSource(tok)})
-			// Clip: opts may share its array with other calls.
-			err = invoke(rctx, method, req, reply, cc, append(slices.Clip(opts), creds)...)
-			return status.Code(err) == codes.Unauthenticated, err
-		}
-		ts := cur.Load()
-		if refused, err := call(ts); !refused {
-			return err
-		}
-		cur.CompareAndSwap(ts, fresh())
-		_, err := call(cur.Load())
-		return err
-	}
-}
-
 // check calls the health service once.
 func check(ctx context.Context, c healthpb.HealthClient) error {
 	resp, err := c.Check(ctx, &healthpb.HealthCheckRequest{})
@@ -196,6 +148,7 @@ func check(ctx context.Context, c healthpb.HealthClient) error {
 type grpcServer struct {
 	addr  string
 	roots *x509.CertPool // trusts the server's certificate
+	stop  func() error   // stops the server, and returns what Serve returned
 
 	mu     sync.Mutex // guards tokens
 	tokens map[string]bool
@@ -204,10 +157,28 @@ type grpcServer struct {
 // startGRPC starts a grpcServer, stopped when the test ends.
 func startGRPC(t *testing.T, srv *econnecttest.Server) *grpcServer {
 	t.Helper()
-	cert, roots := selfSigned(t)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	g, err := serveGRPC(srv)
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := g.stop(); err != nil {
+			t.Errorf("Serve() error = %v", err)
+		}
+	})
+	return g
+}
+
+// serveGRPC starts a grpcServer whose bearer tokens srv checks. The caller
+// must call its stop method.
+func serveGRPC(srv *econnecttest.Server) (*grpcServer, error) {
+	cert, roots, err := selfSigned()
+	if err != nil {
+		return nil, err
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
 	}
 	g := &grpcServer{addr: lis.Addr().String(), roots: roots, tokens: make(map[string]bool)}
 	gs := grpc.NewServer(
@@ -217,13 +188,11 @@ func startGRPC(t *testing.T, srv *econnecttest.Server) *grpcServer {
 	healthpb.RegisterHealthServer(gs, health.NewServer())
 	served := make(chan error, 1)
 	go func() { served <- gs.Serve(lis) }()
-	t.Cleanup(func() {
+	g.stop = func() error {
 		gs.Stop()
-		if err := <-served; err != nil {
-			t.Errorf("Serve() error = %v", err)
-		}
-	})
-	return g
+		return <-served
+	}
+	return g, nil
 }
 
 // checkBearer refuses, with codes.Unauthenticated, RPCs without exactly one
@@ -273,11 +242,10 @@ func (g *grpcServer) dial(t *testing.T, opts ...grpc.DialOption) healthpb.Health
 
 // selfSigned returns a new self-signed certificate for 127.0.0.1 and a pool
 // that trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
+func selfSigned() (tls.Certificate, *x509.CertPool, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		return tls.Certificate{}, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1),
@@ -290,13 +258,13 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatal(err)
+		return tls.Certificate{}, nil, err
 	}
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
-		t.Fatal(err)
+		return tls.Certificate{}, nil, err
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, roots
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, roots, nil
 }
