@@ -25,8 +25,6 @@ const (
 	// credentials, so that a wrong password in a busy loop cannot lock the
 	// account.
 	RefusalCeiling = 5 * time.Minute
-	// MaxRetryAfter caps how long a server's Retry-After holds auth calls.
-	MaxRetryAfter = 5 * time.Minute
 )
 
 // State is where a token stands at a moment. The token source switches on
