@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/econnect-oss/econnect/internal/jwtclaims"
@@ -53,9 +54,10 @@ type Config struct {
 
 	// EarlyExpiry is how long before a token expires the source renews it.
 	// Tokens that live less than twice as long are renewed at half their
-	// lifetime instead. Each token's renewal point is drawn at random in the
-	// last quarter of that window, so that sources which logged in together
-	// do not renew together. If zero or negative, 5 minutes.
+	// lifetime instead. Each source draws once where in the last quarter of
+	// that window it renews, so that sources which logged in together do
+	// not renew together; and never later than twice the safety margin
+	// (min(10 s, lifetime/10)) before expiry. If zero or negative, 5 minutes.
 	EarlyExpiry time.Duration
 
 	// AllowInsecureHTTP permits a plain http:// BaseURL to a host that is
@@ -328,11 +330,68 @@ func redactURL(s string) string {
 	return u.Redacted()
 }
 
-func contextClient(ctx context.Context) *http.Client {
-	if ctx != nil {
-		if hc, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok && hc != nil {
-			return hc
+// clock is where a source reads time. Expiry follows the wall clock, so a
+// host that wakes from sleep sees its token expired; backoffs run on the
+// monotonic clock, so a wall clock step does not stretch them.
+type clock struct {
+	wall func() time.Time     // monotonic reading stripped
+	mono func() time.Duration // since an arbitrary fixed point
+	rand func() float64       // in [0, 1), for jitter
+	// sleep waits d on the monotonic clock, or until ctx ends.
+	sleep func(ctx context.Context, d time.Duration) error
+	// hedge is how long an auth call may go unanswered before a second
+	// attempt starts; see hedgeDelay.
+	hedge time.Duration
+}
+
+var processStart = time.Now()
+
+var systemClock = &clock{
+	wall:  func() time.Time { return time.Now().Round(0) },
+	mono:  func() time.Duration { return time.Since(processStart) },
+	rand:  rand.Float64,
+	sleep: sleep,
+	hedge: hedgeDelay,
+}
+
+// allows reports whether ctx leaves time to wait d.
+func allows(ctx context.Context, d time.Duration) bool {
+	deadline, ok := ctx.Deadline()
+	return !ok || time.Until(deadline) > d
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("econnect: waiting for a token: %w", ctx.Err())
+	}
+}
+
+// extras holds the Extra of the oauth2 tokens handed out: one map per user
+// name, shared and never written, since a map per source would be a third
+// of an idle source's memory. Past maxExtras names (a server answering a
+// new one each time), maps are no longer kept.
+var (
+	extras    sync.Map // user name → map[string]any
+	extrasLen atomic.Int32
+)
+
+const maxExtras = 1024
+
+func extraFor(name string) map[string]any {
+	if m, ok := extras.Load(name); ok {
+		return m.(map[string]any)
+	}
+	m := map[string]any{"username": name}
+	if extrasLen.Load() < maxExtras {
+		if _, loaded := extras.LoadOrStore(name, m); !loaded {
+			extrasLen.Add(1)
 		}
 	}
-	return http.DefaultClient
+	return m
 }

@@ -15,6 +15,7 @@
 package econnect
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -59,12 +60,7 @@ func (c *Config) TokenSource(ctx context.Context) oauth2.TokenSource {
 // logs in and returns an error once t can no longer be renewed. t is not
 // modified.
 func (c *Config) TokenSourceFrom(ctx context.Context, t *oauth2.Token) oauth2.TokenSource {
-	s := newSource(ctx, c, nil)
-	if tok := fromOAuth2(t, s.clock.wall(), c.EarlyExpiry, s.draw); tok != nil {
-		s.tok = tok
-		s.publishLocked()
-	}
-	return s.reuse()
+	return newSource(ctx, c, t).reuse()
 }
 
 // source is the token source behind TokenSource, TokenSourceFrom and Client.
@@ -91,8 +87,7 @@ type source struct {
 	cfg    *Config // a copy
 	ctx    context.Context
 	clock  *clock
-	hedge  time.Duration // see hedgeDelay
-	origin origin        // where tokens may go
+	origin origin // where tokens may go
 	// draw places the renewal point of each of this source's tokens in its
 	// window (see policy.Threshold). One draw per source, not per token:
 	// sources that logged in together then drift further apart with every
@@ -102,9 +97,6 @@ type source struct {
 	// snap is tok while it is fresh, read without the lock until its
 	// renewal point; nil otherwise.
 	snap atomic.Pointer[token]
-
-	extraOnce sync.Once
-	extra     map[string]any // Extra of the oauth2 tokens handed out
 
 	mu      sync.Mutex // guards the fields below
 	tok     *token     // the current token, or nil
@@ -129,36 +121,15 @@ type flight struct {
 	err  error         // set before done is closed
 }
 
-// clock is where a source reads time. Expiry follows the wall clock, so a
-// host that wakes from sleep sees its token expired; backoffs run on the
-// monotonic clock, so a wall clock step does not stretch them.
-type clock struct {
-	wall func() time.Time     // monotonic reading stripped
-	mono func() time.Duration // since an arbitrary fixed point
-	rand func() float64       // in [0, 1), for jitter
-	// sleep waits d on the monotonic clock, or until ctx ends.
-	sleep func(ctx context.Context, d time.Duration) error
-}
-
-var processStart = time.Now()
-
-var systemClock = &clock{
-	wall:  func() time.Time { return time.Now().Round(0) },
-	mono:  func() time.Duration { return time.Since(processStart) },
-	rand:  rand.Float64,
-	sleep: sleep,
-}
-
-func newSource(ctx context.Context, c *Config, t *token) *source {
+// newSource returns a source for c, starting from saved if it is not nil.
+func newSource(ctx context.Context, c *Config, saved *oauth2.Token) *source {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	cfg := *c
-	s := &source{cfg: &cfg, ctx: ctx, clock: systemClock, hedge: hedgeDelay, origin: originOf(c), draw: rand.Float64()}
-	if t != nil {
-		s.tok = t
-		s.publishLocked()
-	}
+	s := &source{cfg: &cfg, ctx: ctx, clock: systemClock, origin: originOf(c), draw: rand.Float64()}
+	s.tok = fromOAuth2(saved, s.clock.wall(), c.EarlyExpiry, s.draw)
+	s.publishLocked()
 	return s
 }
 
@@ -179,15 +150,18 @@ func (s *source) Token() (*oauth2.Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.extraOnce.Do(func() { s.extra = map[string]any{"username": t.name, ownerKey: s} })
-	return t.oauth2Token(s.extra), nil
+	return t.oauth2Token(extraFor(t.name)), nil
 }
 
 // current returns a usable token. While one exists it never waits: a due
 // renewal starts in the background. Otherwise it waits, until ctx ends, for
 // the flight under way, starting one if none is, so that any number of
-// concurrent callers cause a single call. While logins back off, a patient
-// caller whose ctx allows it waits for the next attempt; others fail at once.
+// concurrent callers cause a single call. A caller that is not patient
+// gets that flight's error; while logins back off, it fails at once. A
+// patient one (a request, whose ctx bounds it) waits out the backoff for
+// the next attempt, and after a transient failure for the one after,
+// while ctx allows; past that it fails at once with the last error. The
+// attempts are the backoff's: waiting adds none.
 func (s *source) current(ctx context.Context, patient bool) (*token, error) {
 	if t := s.snap.Load(); t != nil && s.clock.wall().Before(t.renewAt) {
 		return t, nil // fresh: the common case, without the lock
@@ -210,7 +184,7 @@ func (s *source) decide(ctx context.Context, patient bool) (*token, error) {
 			t := s.tok
 			s.mu.Unlock()
 			return t, nil
-		case waited != nil && waited.err != nil:
+		case waited != nil && waited.err != nil && (!patient || !wire.Transient(waited.err)):
 			s.mu.Unlock()
 			return nil, waited.err // the result of the attempt this caller waited for
 		case s.flight == nil && s.cfg.Password == "" && (st == policy.None || st == policy.Expired):
@@ -258,34 +232,10 @@ func (s *source) stateLocked(now time.Time) policy.State {
 
 // lastErrLocked is the error to fail fast with while logins back off.
 func (s *source) lastErrLocked() error {
-	if s.login.Err != nil {
-		return s.login.Err
-	}
-	if s.renewal.Err != nil {
-		return s.renewal.Err
-	}
-	return errNoToken
+	return cmp.Or(s.login.Err, s.renewal.Err, errHeld)
 }
 
-var errNoToken = fmt.Errorf("econnect: no token yet; auth calls are held by the server's Retry-After")
-
-// allows reports whether ctx leaves time to wait d.
-func allows(ctx context.Context, d time.Duration) bool {
-	deadline, ok := ctx.Deadline()
-	return !ok || time.Until(deadline) > d
-}
-
-// sleep waits d, or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("econnect: waiting for a token: %w", ctx.Err())
-	}
-}
+var errHeld = errors.New("econnect: no token yet; auth calls are held by the server's Retry-After")
 
 // startLocked starts a flight that gets a token for a source in state st.
 // The flight runs on its own goroutine, so that a caller that stops waiting
@@ -321,7 +271,7 @@ func (s *source) fetch(st policy.State, old *token) (*token, error) {
 		}
 		s.log(slog.LevelInfo, "econnect: renewal failed; logging in again", err)
 	}
-	return s.cfg.login(s.ctx, s.clock, s.hedge, s.draw)
+	return s.cfg.login(s.ctx, s.clock, s.clock.hedge, s.draw)
 }
 
 // renewUntil renews old, giving up at until (wall clock) with errUnusable:
@@ -333,19 +283,20 @@ func (s *source) renewUntil(old *token, until time.Time) (*token, error) {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, left)
 	defer cancel()
-	t, err := s.cfg.renew(ctx, old, s.clock, min(s.hedge, left/2), s.draw)
+	t, err := s.cfg.renew(ctx, old, s.clock, min(s.clock.hedge, left/2), s.draw)
 	if err != nil && ctx.Err() == context.DeadlineExceeded && s.ctx.Err() == nil {
 		return nil, errUnusable
 	}
 	return t, err
 }
 
-// errSameToken is a renewal answered with the token it renewed.
-var errSameToken = errors.New("econnect: renewal: the server answered the same token")
-
-// errUnusable ends a renewal that lasted until its token could no longer be
-// handed out.
-var errUnusable = errors.New("econnect: renewal: no answer while the token was usable")
+var (
+	// errSameToken is a renewal answered with the token it renewed.
+	errSameToken = errors.New("econnect: renewal: the server answered the same token")
+	// errUnusable ends a renewal that lasted until its token could no
+	// longer be handed out.
+	errUnusable = errors.New("econnect: renewal: no answer while the token was usable")
+)
 
 // usable reports whether t is still the current token and may be handed out.
 func (s *source) usable(t *token) bool {
@@ -422,23 +373,8 @@ func (s *source) publishLocked() {
 	s.snap.Store(s.tok)
 }
 
-// ownerKey is the Extra key under which the tokens a source hands out point
-// back to it. A [Transport] whose Source is a token source of this package
-// finds the source directly (see sourceOf); when a wrapper of the user's
-// stands between them, the token it returns still leads back to its
-// source, so that the token stays on its origin and a 401 can be healed.
-// The key holds a NUL so that it cannot clash with a claim's name.
-const ownerKey = "econnect.source\x00"
-
-// ownerOf returns the source that handed out t, or nil.
-func ownerOf(t *oauth2.Token) *source {
-	s, _ := t.Extra(ownerKey).(*source)
-	return s
-}
-
 // Format prints only the username, for every verb: the source holds the
-// password and tokens, and is reachable from a Client's Transport and from
-// the tokens it hands out.
+// password and tokens, and is reachable from a Client's Transport.
 func (s *source) Format(f fmt.State, _ rune) {
 	fmt.Fprintf(f, "econnect.TokenSource{Username:%q}", s.cfg.Username)
 }

@@ -151,11 +151,11 @@ func newFixtureAt(t testing.TB, start time.Time) *fixture {
 // source returns a source on the fixture's clock with every random draw at
 // 0: delays are their nominal values, and renewal points the latest of their
 // window (3/4 of min(EarlyExpiry, lifetime/2) before expiry). No hedging.
-func (f *fixture) source(t testing.TB, tok *token) *source {
+func (f *fixture) source(t testing.TB, saved *oauth2.Token) *source {
 	t.Helper()
-	s := newSource(f.ctx, &f.cfg, tok)
+	s := newSource(f.ctx, &f.cfg, saved)
 	s.clock = &clock{wall: f.clk.Wall, mono: f.clk.Mono, rand: func() float64 { return 0 }, sleep: f.clk.Sleep}
-	s.draw, s.hedge = 0, 0
+	s.draw = 0
 	t.Cleanup(s.wg.Wait)
 	return s
 }
@@ -442,7 +442,7 @@ func TestHungRenewal(t *testing.T) {
 		f := newFixture(t)
 		s := f.source(t, nil)
 		first := mustToken(t, s)
-		s.hedge = 20 * time.Millisecond
+		s.clock.hedge = 20 * time.Millisecond
 		f.srv.FailRenew(1, econnecttest.Fault{Hang: true})
 		f.clk.Advance(dueIn)
 		mustToken(t, s)
@@ -466,7 +466,7 @@ func TestTokenOnly(t *testing.T) {
 		t.Fatalf("Token() error = %v", err)
 	}
 	f.cfg.Password = ""
-	s := f.source(t, fromOAuth2(saved, f.clk.Wall(), 0, 0))
+	s := f.source(t, saved)
 	first := mustToken(t, s)
 
 	f.srv.FailRenew(1, econnecttest.Fault{Status: 503})
@@ -617,14 +617,15 @@ func TestClockSteps(t *testing.T) {
 }
 
 // TestPatientCallers: while logins back off, a caller whose context allows
-// it waits for the next attempt and gets its result; one whose deadline
+// it waits for the next attempt and gets its result (after a transient
+// failure, the next one's, while its deadline allows); one whose deadline
 // comes first, or Token (no context), fails at once; the schedule of
 // attempts is the same.
 func TestPatientCallers(t *testing.T) {
 	f := newFixture(t)
 	f.srv.FailLogin(1, econnecttest.Fault{Status: http.StatusServiceUnavailable})
 	s := f.source(t, nil)
-	if _, err := s.current(context.Background(), true); err == nil {
+	if _, err := s.current(context.Background(), false); err == nil {
 		t.Fatal("current() error = nil, want the failed login's")
 	}
 	short, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
@@ -938,7 +939,7 @@ func fleet(t testing.TB, n, lifetimes int, lifetime, width time.Duration, draw f
 	for i := range sources {
 		s := newSource(ctx, &cfg, nil)
 		s.clock = &clock{wall: clk.Wall, mono: clk.Mono, rand: draw, sleep: clk.Sleep}
-		s.draw, s.hedge = draw(), 0
+		s.draw = draw()
 		mustToken(t, s)
 		sources[i] = s
 	}

@@ -3,6 +3,7 @@ package econnect
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -78,9 +79,6 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, err
 	}
-	if s := ownerOf(tok); s != nil {
-		return s.roundTrip(t.base(), req)
-	}
 	r := req.Clone(req.Context())
 	tok.SetAuthHeader(r)
 	return t.base().RoundTrip(r)
@@ -95,6 +93,13 @@ func (t *Transport) CloseIdleConnections() {
 	}
 }
 
+// Format prints the Transport's field types only, for every verb: fmt
+// would otherwise walk its Source, and a live Base's connections while they
+// change.
+func (t *Transport) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "&econnect.Transport{Source:%T, Base:%T}", t.Source, t.Base)
+}
+
 func (t *Transport) base() http.RoundTripper {
 	if t.Base != nil {
 		return t.Base
@@ -103,10 +108,12 @@ func (t *Transport) base() http.RoundTripper {
 }
 
 // sourceOf returns the source of this package behind ts, without asking ts
-// for a token: ts itself, or the source that oauth2's reuse wrapper (what
-// TokenSource returns) holds in its field "new". If a later oauth2 renames
-// that field, sourceOf finds nothing and RoundTrip falls back to the token's
-// back-pointer (ownerKey), which still keeps the token on its origin.
+// for a token (that could wait for a login, or log in for a request to
+// another origin): ts itself, as in Client, or the source that oauth2's
+// reuse wrapper, what TokenSource returns, holds in its field "new", read
+// by reflection because oauth2 exports no way to unwrap it. A test pins
+// that field, so an oauth2 that renames it fails the build's tests rather
+// than quietly turning hand-built Transports into plain oauth2 ones.
 func sourceOf(ts oauth2.TokenSource) *source {
 	if s, ok := ts.(*source); ok {
 		return s
@@ -262,8 +269,7 @@ func discard(resp *http.Response) {
 // port. The zero origin matches nothing: with a BaseURL that has no origin,
 // no token is sent anywhere.
 type origin struct {
-	scheme, host string // as BaseURL spells them, for the common exact match
-	key          string // scheme://host:port, lower case, default port filled in
+	scheme, host string // as BaseURL spells them
 	err          error  // non-nil: plain http the Config does not allow
 }
 
@@ -272,7 +278,7 @@ func originOf(c *Config) origin {
 	if err != nil || u.User != nil || u.Host == "" || u.Scheme != "http" && u.Scheme != "https" {
 		return origin{}
 	}
-	o := origin{scheme: u.Scheme, host: u.Host, key: originKey(u)}
+	o := origin{scheme: u.Scheme, host: u.Host}
 	if _, err := wire.ParseBase(c.BaseURL, c.AllowInsecureHTTP); errors.Is(err, ErrInsecureHTTP) {
 		o.err = err
 	}
@@ -280,28 +286,41 @@ func originOf(c *Config) origin {
 }
 
 // matches reports whether u has the origin's scheme, host and port. It runs
-// on every request: the exact spelling is compared first, without parsing.
+// on every request: the spelling of BaseURL is compared first; only another
+// spelling (case, a default port written out) takes the full comparison.
+// Neither allocates.
 func (o *origin) matches(u *url.URL) bool {
-	if o.key == "" {
+	switch {
+	case o.host == "":
 		return false
-	}
-	if u.Scheme == o.scheme && u.Host == o.host {
+	case u.Scheme == o.scheme && u.Host == o.host:
 		return true
 	}
-	return originKey(u) == o.key
+	ou := url.URL{Scheme: o.scheme, Host: o.host}
+	return strings.EqualFold(u.Scheme, ou.Scheme) &&
+		strings.EqualFold(u.Hostname(), ou.Hostname()) &&
+		port(u) == port(&ou)
 }
 
-// originKey returns u's scheme, host and port in one canonical spelling.
-func originKey(u *url.URL) string {
-	scheme := strings.ToLower(u.Scheme)
-	port := u.Port()
-	if port == "" {
-		switch scheme {
-		case "https":
-			port = "443"
-		case "http":
-			port = "80"
+// port returns u's port, or the scheme's default one.
+func port(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+		return "443"
+	case "http":
+		return "80"
+	}
+	return ""
+}
+
+func contextClient(ctx context.Context) *http.Client {
+	if ctx != nil {
+		if hc, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok && hc != nil {
+			return hc
 		}
 	}
-	return scheme + "://" + strings.ToLower(u.Hostname()) + ":" + port
+	return http.DefaultClient
 }

@@ -27,10 +27,13 @@ import (
 // newJWT returns a token shaped like the server's (HS256, unique_name,
 // roles, nbf, iat, exp, jti) for user i, valid for an hour from now. Its
 // signature is a hash of the rest: a client never checks it.
-func newJWT(i int) string {
+func newJWT(i int) string { return newJWTFor(i, i) }
+
+// newJWTFor returns token i, issued to user u.
+func newJWTFor(i, u int) string {
 	now := time.Now().Unix()
 	claims, _ := json.Marshal(map[string]any{
-		"unique_name": fmt.Sprintf("camera-%04d", i),
+		"unique_name": fmt.Sprintf("camera-%04d", u),
 		"role":        []string{"Face Publishing", "Face Recognize"},
 		"nbf":         now,
 		"iat":         now,

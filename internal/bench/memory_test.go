@@ -17,29 +17,41 @@ const idle = 1000
 
 // BenchmarkIdleSource: the heap an idle source holding its token takes,
 // against the floor, an *oauth2.Token with its own copy of the JWT. Each
-// holds a JWT of its own, as a fleet of cameras would, and econnect's
-// sources have each answered one Token call. It reports B/source.
+// holds a JWT of its own, and econnect's sources have each answered one
+// Token call. With users=one, every source logs in as the same account, as
+// the sources of one site's process do; with users=distinct, each as its
+// own, and then each also holds the map behind its tokens'
+// Extra("username"). It reports B/source.
 func BenchmarkIdleSource(b *testing.B) {
-	jwts := distinctJWTs(idle)
-	cfg := &econnect.Config{BaseURL: "https://camera.example/identities"}
-	b.Run("impl=floor", func(b *testing.B) {
-		perItem(b, func(i int) any {
-			return &oauth2.Token{AccessToken: strings.Clone(jwts[i]), TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)}
-		})
-	})
-	b.Run("impl=econnect", func(b *testing.B) {
-		perItem(b, func(i int) any {
-			tok, err := econnect.ParseToken(strings.Clone(jwts[i]))
-			if err != nil {
-				b.Fatal(err)
+	for _, users := range []string{"one", "distinct"} {
+		jwts := make([]string, idle)
+		for i := range jwts {
+			u := 0
+			if users == "distinct" {
+				u = i
 			}
-			ts := cfg.TokenSourceFrom(b.Context(), tok)
-			if _, err := ts.Token(); err != nil {
-				b.Fatal(err)
-			}
-			return ts
+			jwts[i] = newJWTFor(i, u)
+		}
+		cfg := &econnect.Config{BaseURL: "https://camera.example/identities"}
+		b.Run("users="+users+"/impl=floor", func(b *testing.B) {
+			perItem(b, func(i int) any {
+				return &oauth2.Token{AccessToken: strings.Clone(jwts[i]), TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)}
+			})
 		})
-	})
+		b.Run("users="+users+"/impl=econnect", func(b *testing.B) {
+			perItem(b, func(i int) any {
+				tok, err := econnect.ParseToken(strings.Clone(jwts[i]))
+				if err != nil {
+					b.Fatal(err)
+				}
+				ts := cfg.TokenSourceFrom(b.Context(), tok)
+				if _, err := ts.Token(); err != nil {
+					b.Fatal(err)
+				}
+				return ts
+			})
+		})
+	}
 }
 
 // BenchmarkIdleClient: the heap an idle Config.Client takes after its login

@@ -39,13 +39,14 @@ var kinds = []kind{
 		return oauth2.NewClient(ctx, cfg.TokenSource(ctx))
 	}},
 	{"naive", "naive", func(ctx context.Context, cfg *econnect.Config) *http.Client {
-		return oauth2.NewClient(ctx, oauth2.ReuseTokenSource(nil, naive{ctx, cfg}))
+		return oauth2.NewClient(ctx, oauth2.ReuseTokenSourceWithExpiry(nil, naive{ctx, cfg}, naiveMargin))
 	}},
 }
 
-// naive logs in on every call: wrapped in oauth2.ReuseTokenSource, it is
-// a client that logs in whenever oauth2's cache says its token expired, and
-// never renews.
+// naive logs in on every call: wrapped in oauth2's cache, it is a client
+// that logs in whenever that cache says its token expired, and never renews.
+// Its cache's margin is naiveMargin, not oauth2's default 10 s, which would
+// call every 5 s token expired and make it log in on every request.
 type naive struct {
 	ctx context.Context
 	cfg *econnect.Config
@@ -54,6 +55,8 @@ type naive struct {
 func (n naive) Token() (*oauth2.Token, error) {
 	return n.cfg.Token(n.ctx)
 }
+
+const naiveMargin = 500 * time.Millisecond
 
 // password is every user's. It is never printed.
 const password = "chaos-SENTINEL-pw"
