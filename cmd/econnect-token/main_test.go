@@ -72,7 +72,8 @@ func commandProcess(t *testing.T, env map[string]string, args ...string) *exec.C
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	t.Cleanup(cancel)
 	cmd := exec.CommandContext(ctx, exe, args...)
-	cmd.Env = []string{asCommand + "=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	// Under -race, a process sleeps a second at exit unless told not to.
+	cmd.Env = []string{asCommand + "=1", "GORACE=atexit_sleep_ms=0", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	if _, ok := env["ECONNECT_CACHE_DIR"]; !ok {
 		cmd.Env = append(cmd.Env, "ECONNECT_CACHE_DIR="+t.TempDir())
 	}
