@@ -377,7 +377,9 @@ func TestCacheRenew(t *testing.T) {
 			if tt.rotate {
 				s.RotateKey()
 			}
-			env := map[string]string{"ECONNECT_URL": s.URL, "ECONNECT_USERNAME": testUser, "ECONNECT_CACHE_DIR": dir}
+			// With the password at hand, -renew still never logs in.
+			env := map[string]string{"ECONNECT_URL": s.URL, "ECONNECT_USERNAME": testUser, "ECONNECT_PASSWORD": testPassword,
+				"ECONNECT_CACHE_DIR": dir}
 			for k, v := range tt.env {
 				env[k] = v
 			}
