@@ -2,17 +2,87 @@ package econnect
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"sync"
+	"strings"
 	"time"
 
+	"github.com/econnect-oss/econnect/internal/jwtclaims"
+	"github.com/econnect-oss/econnect/internal/policy"
+	"github.com/econnect-oss/econnect/internal/wire"
 	"golang.org/x/oauth2"
 )
+
+// ErrBadCredentials is wrapped by the error of a login that the server
+// refused with 400 Bad Request: the username or the password is wrong.
+var ErrBadCredentials = wire.ErrBadCredentials
+
+// ErrInsecureHTTP is wrapped by the refusal of a plain http:// BaseURL to a
+// host that is not loopback, made before any network I/O, and by the
+// refusal to send a token to such an origin, because the password and
+// tokens would cross the network in clear text. Set
+// [Config.AllowInsecureHTTP] to permit it.
+var ErrInsecureHTTP = wire.ErrInsecureHTTP
+
+// errNoPassword is returned when only a login could help and
+// Config.Password is empty: no login is attempted.
+var errNoPassword = errors.New("econnect: a login is needed and Config.Password is empty")
+
+// Config describes how to reach an eConnect Identities server and whom to log
+// in as. A Config is a plain value: build it as a literal. Its methods do not
+// modify it, and sources made from it keep a copy, so later changes to the
+// Config do not affect them.
+type Config struct {
+	// BaseURL is the service root, with or without a trailing slash:
+	// "https://customer.econnectcloud.com/identities" in the cloud,
+	// "https://host:5009" on premises. API paths are joined to it, keeping
+	// its path. Tokens are sent only to its origin (scheme, host, port).
+	BaseURL string
+
+	// Username is the account to log in as.
+	Username string
+
+	// Password is the account's password. If empty, the Config is for
+	// token-only use (see [Config.TokenSourceFrom]) and never logs in.
+	Password string
+
+	// EarlyExpiry is how long before a token expires the source renews it.
+	// Tokens that live less than twice as long are renewed at half their
+	// lifetime instead. Each token's renewal point is drawn at random in the
+	// last quarter of that window, so that sources which logged in together
+	// do not renew together. If zero or negative, 5 minutes.
+	EarlyExpiry time.Duration
+
+	// AllowInsecureHTTP permits a plain http:// BaseURL to a host that is
+	// not loopback. Without it, such a BaseURL is refused before any
+	// network I/O (see [ErrInsecureHTTP]).
+	AllowInsecureHTTP bool
+
+	// Logger optionally reports logins, renewals, fallbacks to a new login
+	// and backoffs: one warning per failure streak, never one per call. It
+	// never sees the password or a token, and is never called with a lock
+	// held, so it may call back into the source. If nil, nothing is logged.
+	Logger *slog.Logger
+}
+
+// Token logs in once and returns the token the server issued. It does not
+// cache: most callers want [Config.TokenSource] or [Config.Client].
+//
+// The provided context optionally controls which HTTP client is used; see
+// [oauth2.HTTPClient]. It also bounds the call, which never lasts longer than
+// 30 seconds.
+func (c *Config) Token(ctx context.Context) (*oauth2.Token, error) {
+	t, err := c.login(ctx, systemClock, hedgeDelay, rand.Float64())
+	if err != nil {
+		return nil, err
+	}
+	return t.oauth2Token(map[string]any{"username": t.name}), nil
+}
 
 // Renew makes one renewal call: it sends t, which must still be valid, to
 // the server and returns the new token it issued. It does not log in; a
@@ -25,364 +95,244 @@ func (c *Config) Renew(ctx context.Context, t *oauth2.Token) (*oauth2.Token, err
 	if t == nil || t.AccessToken == "" {
 		return nil, errors.New("econnect: renewal: no token to renew")
 	}
-	nt, err := c.renew(ctx, t.AccessToken, wallClock)
+	old := fromOAuth2(t, systemClock.wall(), c.EarlyExpiry, 0.5)
+	nt, err := c.renew(ctx, old, systemClock, hedgeDelay, 0.5)
 	if err != nil {
 		return nil, err
 	}
-	return nt.oauth2Token(), nil
+	return nt.oauth2Token(map[string]any{"username": nt.name}), nil
 }
 
-// renew makes one renewal call with the JWT raw.
-func (c *Config) renew(ctx context.Context, raw string, now func() time.Time) (*token, error) {
-	req, err := c.newRequest(ctx, http.MethodGet, "api/v1/renewToken", nil)
+// ParseToken returns the raw JWT s, less any white space around it, as an
+// [oauth2.Token]: AccessToken the JWT, TokenType "Bearer", Expiry the JWT's
+// exp claim as it is (zero when absent), and the JWT's unique_name claim as
+// Extra("username"). Any character that cannot be in a JWT is an error. The
+// signature is not verified: the server signs with a key clients do not
+// have.
+func ParseToken(s string) (*oauth2.Token, error) {
+	s = strings.TrimSpace(s)
+	cl, err := jwtclaims.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("econnect: %w", err)
+	}
+	t := &oauth2.Token{AccessToken: s, TokenType: "Bearer", Expiry: cl.Exp}
+	return t.WithExtra(map[string]any{"username": cl.Name}), nil
+}
+
+// hedgeDelay is how long an auth call may go unanswered before one more
+// attempt starts on a fresh connection. Logins and renewals answer in
+// milliseconds on loopback and well under a second on the vendor's cloud;
+// two seconds is far in the tail of a healthy server yet leaves a caller
+// with a ten-second deadline time for the hedge to answer.
+const hedgeDelay = 2 * time.Second
+
+// login makes one login call.
+func (c *Config) login(ctx context.Context, clk *clock, hedge time.Duration, draw float64) (*token, error) {
+	if c.Password == "" {
+		return nil, errNoPassword
+	}
+	call, err := c.call(ctx, clk, hedge)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+raw)
-	return c.exchange(req, "renewal", raw, now)
-}
-
-// The renewal policy, as pure functions of the current time. L is the
-// token's lifetime; a token with zero expiry never expires.
-
-// safetyMargin is min(10 s, L/10): a token with less left is not handed out.
-func safetyMargin(t *token) time.Duration {
-	return min(maxSafetyMargin, t.lifetime/10)
-}
-
-// usable reports whether t may be handed out at now.
-func usable(t *token, now time.Time) bool {
-	if t == nil {
-		return false
-	}
-	left := t.expiry.Sub(now)
-	return t.expiry.IsZero() || left > 0 && left >= safetyMargin(t)
-}
-
-// expired reports whether t can no longer be renewed at now.
-func expired(t *token, now time.Time) bool {
-	return !t.expiry.IsZero() && !now.Before(t.expiry)
-}
-
-// renewDue reports whether t's remaining life at now has dropped below
-// min(early, L/2), its renewal point.
-func renewDue(t *token, now time.Time, early time.Duration) bool {
-	if t.expiry.IsZero() {
-		return false
-	}
-	return t.expiry.Sub(now) < min(early, t.lifetime/2)
-}
-
-// renewRetryDelay is how long a background renewal that failed for a
-// transient reason waits before the next try: clamp(remaining/4, 1 s, 30 s).
-func renewRetryDelay(t *token, now time.Time) time.Duration {
-	return min(max(t.expiry.Sub(now)/4, time.Second), 30*time.Second)
-}
-
-// loginBackoff is how long calls fail fast after the nth failed login in a
-// row: 1 s doubling to 30 s, or to 5 minutes when the server refused the
-// credentials, so that a wrong password in a busy loop cannot lock the
-// account. jitter in [0, 1) spreads it by ±20%.
-func loginBackoff(n int, err error, jitter float64) time.Duration {
-	ceiling := 30 * time.Second
-	if !transient(err) {
-		ceiling = 5 * time.Minute
-	}
-	d := ceiling
-	if n < 20 {
-		d = min(time.Second<<(n-1), ceiling)
-	}
-	return jittered(d, jitter)
-}
-
-// transient reports whether err may pass by itself: a network failure, a
-// timeout, or an answer 408, 429 or 5xx.
-func transient(err error) bool {
-	var ae *authError
-	if errors.As(err, &ae) {
-		return ae.code == http.StatusRequestTimeout || ae.code == http.StatusTooManyRequests || ae.code >= 500
-	}
-	var be *answerError
-	return !errors.As(err, &be) && !errors.Is(err, errNoPassword) && !errors.Is(err, context.Canceled)
-}
-
-// source is the token source behind TokenSource, TokenSourceFrom and Client.
-// It is safe for concurrent use by multiple goroutines.
-type source struct {
-	cfg    Config
-	ctx    context.Context
-	now    func() time.Time
-	rand   func() float64 // in [0, 1), for jitter
-	early  time.Duration
-	origin *url.URL // BaseURL, for its scheme, host and port; nil when it is not a URL
-
-	mu sync.Mutex // guards the fields below
-	// tok is the current token, or nil.
-	tok *token
-	// flight is the login or renewal under way, or nil; at most one runs.
-	flight *flight
-	// renewAfter is when the next background renewal may start, after one
-	// failed for a transient reason; renewFails counts such failures in a row.
-	renewAfter time.Time
-	renewFails int
-	// failErr is the last failed fetch's error, returned at once until
-	// failUntil; fails counts such failures in a row.
-	failErr   error
-	failUntil time.Time
-	fails     int
-	// reloginAfter is when a 401 may again drop the token, after even a
-	// fresh token was refused; refusals counts such retries in a row.
-	reloginAfter time.Time
-	refusals     int
-
-	wg sync.WaitGroup // flights under way, so tests can wait for them
-}
-
-// A flight is one login or renewal, shared by every caller waiting for it.
-type flight struct {
-	done chan struct{} // closed when the flight ends
-	err  error         // set before done is closed
-}
-
-func newSource(ctx context.Context, c *Config, t *token) *source {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	s := &source{
-		cfg:   *c,
-		ctx:   ctx,
-		now:   wallClock,
-		rand:  rand.Float64,
-		early: c.earlyExpiry(),
-	}
-	if u, err := url.Parse(c.BaseURL); err == nil && u.Host != "" {
-		s.origin = u
-	}
-	if t != nil {
-		s.tok = s.own(t)
-	}
-	return s
-}
-
-// reuse wraps s for callers. Its margin, at least the renewal window and the
-// safety margin, makes the wrapper ask s again from the renewal point on, so
-// that s decides when to renew and what to hand out.
-func (s *source) reuse() oauth2.TokenSource {
-	return oauth2.ReuseTokenSourceWithExpiry(nil, s, max(s.early, maxSafetyMargin))
-}
-
-// Token returns a new copy of a usable token; see current.
-func (s *source) Token() (*oauth2.Token, error) {
-	t, err := s.current(s.ctx)
+	a, err := call.Login(ctx, c.Username, c.Password)
 	if err != nil {
 		return nil, err
 	}
-	return t.oauth2Token(), nil
+	return newToken(a, nil, c.EarlyExpiry, draw)
 }
 
-// current returns a usable token. While one exists it never waits: a due
-// renewal starts in the background. Otherwise it waits, until ctx ends, for
-// the login or renewal under way, starting one if none is, so that any
-// number of concurrent callers cause a single call.
-func (s *source) current(ctx context.Context) (*token, error) {
-	var lastErr error
-	for {
-		s.mu.Lock()
-		now := s.now()
-		if t := s.tok; usable(t, now) {
-			if renewDue(t, now, s.early) && s.flight == nil && !now.Before(s.renewAfter) && s.ctx.Err() == nil {
-				s.startLocked(t)
-			}
-			s.mu.Unlock()
-			return t, nil
-		}
-		if lastErr != nil {
-			s.mu.Unlock()
-			return nil, lastErr
-		}
-		if s.flight == nil {
-			if err := s.failedLocked(now); err != nil {
-				s.mu.Unlock()
-				return nil, err
-			}
-			s.startLocked(s.tok)
-		}
-		f := s.flight
-		s.mu.Unlock()
-		select {
-		case <-f.done:
-			lastErr = f.err
-		case <-ctx.Done():
-			return nil, fmt.Errorf("econnect: waiting for a token: %w", ctx.Err())
-		}
+// renew makes one renewal call with old, hedged after hedge. draw places
+// the new token's renewal point in its window.
+func (c *Config) renew(ctx context.Context, old *token, clk *clock, hedge time.Duration, draw float64) (*token, error) {
+	call, err := c.call(ctx, clk, hedge)
+	if err != nil {
+		return nil, err
 	}
+	a, err := call.Renew(ctx, old.raw())
+	if err != nil {
+		return nil, err
+	}
+	return newToken(a, old, c.EarlyExpiry, draw)
 }
 
-// failedLocked returns the last fetch's error while its backoff lasts, and
-// an error without any call when the source's context has ended.
-// s.mu is held.
-func (s *source) failedLocked(now time.Time) error {
-	if err := s.ctx.Err(); err != nil {
-		return fmt.Errorf("econnect: %w", err)
+func (c *Config) call(ctx context.Context, clk *clock, hedge time.Duration) (wire.Call, error) {
+	base, err := wire.ParseBase(c.BaseURL, c.AllowInsecureHTTP)
+	if err != nil {
+		return wire.Call{}, err
 	}
-	if s.failErr != nil && now.Before(s.failUntil) {
-		return s.failErr
-	}
-	return nil
+	return wire.Call{Client: contextClient(ctx), Base: base, Now: clk.wall, Hedge: hedge}, nil
 }
 
-// startLocked starts a flight that renews or replaces old. The flight runs
-// on its own goroutine, so that a caller that stops waiting does not cancel
-// it for the others; it ends within the auth call deadline. s.mu is held.
-func (s *source) startLocked(old *token) {
-	f := &flight{done: make(chan struct{})}
-	s.flight = f
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		t, err := s.fetch(old)
-		s.finish(f, t, err)
-	}()
-}
+// maxIatSkew is how far from the local clock an iat claim may be before it
+// is ignored: past it, the claim is not a time this server issued the token
+// at (iat = 0 would make a one-hour token last decades).
+const maxIatSkew = 24 * time.Hour
 
-// fetch renews old while it is valid and logs in otherwise. A renewal that
-// fails for a transient reason while old is still usable is not followed by
-// a login: the caller keeps old and tries again later. Any other failed
-// renewal is followed by a login, if there is a password.
-func (s *source) fetch(old *token) (*token, error) {
-	if old != nil && !expired(old, s.now()) {
-		t, err := s.cfg.renew(s.ctx, old.raw, s.now)
-		if err == nil || s.cfg.Password == "" || errors.Is(err, context.Canceled) ||
-			transient(err) && usable(old, s.now()) {
-			return t, err
-		}
-		s.log(slog.LevelInfo, "econnect: renewal failed; logging in again", err)
-		s.drop(old.raw) // a refused token is not handed out while the login runs
+// newToken turns an answer into a token. The lifetime exp − iat is counted
+// from the local time the request was sent, so that a server clock minutes
+// off the local one changes nothing. The server truncates iat to the second,
+// so the token may have been issued up to a second after iat: the lifetime
+// is shortened by that second (by half for tokens of two seconds or less),
+// so that no token is handed out after a strict server considers it expired.
+// An answer that repeats old's JWT keeps old's expiry: counting it again
+// from now would extend its life.
+func newToken(a wire.Answer, old *token, early time.Duration, r float64) (*token, error) {
+	if old != nil && a.Token == old.raw() {
+		return old, nil
 	}
-	if s.cfg.Password == "" {
-		return nil, errors.New("econnect: token expired and Config.Password is empty, so no login is possible")
-	}
-	return s.cfg.login(s.ctx, s.now)
-}
-
-// finish records the outcome of a flight and releases its waiters. A failure
-// that leaves a usable token schedules the next renewal; one that leaves
-// none makes callers fail fast for a backoff.
-func (s *source) finish(f *flight, t *token, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	defer close(f.done)
-	s.flight, f.err = nil, err
-	now := s.now()
+	cl := a.Claims
+	expiry, life := cl.Exp, cl.Exp.Sub(a.Sent)
 	switch {
-	case err == nil:
-		if s.fails > 0 || s.renewFails > 0 {
-			s.log(slog.LevelInfo, "econnect: recovered", nil)
+	case cl.Exp.IsZero():
+		life = 0
+	case !cl.Iat.IsZero() && cl.Iat.Sub(a.Sent).Abs() <= maxIatSkew:
+		life = cl.Exp.Sub(cl.Iat)
+		if cl.Iat.Nanosecond() == 0 {
+			life -= min(time.Second, life/2)
 		}
-		s.tok, s.fails, s.failErr, s.renewFails, s.renewAfter = s.own(t), 0, nil, 0, time.Time{}
-		s.log(slog.LevelDebug, "econnect: new token", nil, slog.Time("expiry", t.expiry))
-	case usable(s.tok, now):
-		s.renewFails++
-		wait := jittered(renewRetryDelay(s.tok, now), s.rand())
-		s.renewAfter = now.Add(wait)
-		if s.renewFails == 1 {
-			s.log(slog.LevelWarn, "econnect: renewal failed; keeping the current token", err, slog.Duration("retry_in", wait))
-		}
-	case errors.Is(err, context.Canceled):
-	default:
-		s.fails++
-		wait := loginBackoff(s.fails, err, s.rand())
-		s.failErr, s.failUntil = err, now.Add(wait)
-		if s.fails == 1 {
-			s.log(slog.LevelWarn, "econnect: no token; backing off", err, slog.Duration("backoff", wait))
-		}
+		expiry = a.Sent.Add(life)
 	}
-}
-
-// jittered spreads d by ±20%; r is in [0, 1).
-func jittered(d time.Duration, r float64) time.Duration {
-	return time.Duration(float64(d) * (0.8 + 0.4*r))
-}
-
-// drop forgets the token raw if it is still the current one, so that the
-// next caller logs in again.
-func (s *source) drop(raw string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.dropLocked(raw)
-}
-
-// dropLocked is drop with s.mu held.
-func (s *source) dropLocked(raw string) {
-	if s.tok != nil && s.tok.raw == raw {
-		s.tok, s.renewAfter = nil, time.Time{}
+	if !expiry.IsZero() && (life <= 0 || !expiry.After(a.Received)) {
+		return nil, &wire.AnswerError{Op: opName(old), What: "token expired on arrival"}
 	}
+	return makeToken(a.Token, a.Username, policy.NewTiming(expiry, life, early, r)), nil
 }
 
-// refused handles a 401 on a request that carried the token raw: it drops
-// raw, once however many requests saw it, and reports whether the request
-// may be retried with a new token. It reports false while re-logins are
-// backing off because the server refused even a fresh token: an endpoint
-// that answers 401 to every token must not cause a login per request.
-func (s *source) refused(raw string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.now().Before(s.reloginAfter) {
-		return false
+func opName(old *token) string {
+	if old == nil {
+		return "login"
 	}
-	s.dropLocked(raw)
-	return true
+	return "renewal"
 }
 
-// retried records whether a retry after a 401 was accepted. A refused one
-// backs off later re-logins by 1 s doubling to 30 s.
-func (s *source) retried(accepted bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if accepted {
-		s.refusals = 0
-		return
-	}
-	s.refusals++
-	wait := jittered(min(time.Second<<min(s.refusals-1, 5), 30*time.Second), s.rand())
-	s.reloginAfter = s.now().Add(wait)
-	if s.refusals == 1 {
-		s.log(slog.LevelWarn, "econnect: the server refused a fresh token; backing off re-logins on 401", nil, slog.Duration("backoff", wait))
-	}
+// token is a JWT with what the source needs to know about it. It is never
+// modified once made, so that readers need no lock.
+type token struct {
+	header  string // "Bearer " + the JWT: the JWT is its suffix, held once
+	name    string // the user name
+	timing  policy.Timing
+	renewAt time.Time // timing.RenewAt(), for the lock-free read
 }
 
-// ownerKey is the Extra key under which a source's tokens point back to it,
-// so that a hand-built Transport can ask it directly and drop refused tokens.
-const ownerKey = "econnect.source\x00"
+const bearer = "Bearer "
 
-// own marks t as handed out by s. t is not yet shared.
-func (s *source) own(t *token) *token {
-	t.tmpl = t.tmpl.WithExtra(map[string]any{"username": t.tmpl.Extra("username"), ownerKey: s})
+// never is a renewal point for tokens that never expire.
+var never = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+
+func makeToken(raw, name string, tm policy.Timing) *token {
+	t := &token{header: bearer + raw, name: name, timing: tm, renewAt: tm.RenewAt()}
+	if tm.Expiry.IsZero() {
+		t.renewAt = never
+	}
 	return t
 }
 
-// ownerOf returns the source that handed out t, or nil.
-func ownerOf(t *oauth2.Token) *source {
-	s, _ := t.Extra(ownerKey).(*source)
-	return s
+func (t *token) raw() string { return t.header[len(bearer):] }
+
+// oauth2Token returns a new value each call, because oauth2.ReuseTokenSource
+// writes into the tokens it receives. extra is shared, never written.
+func (t *token) oauth2Token(extra map[string]any) *oauth2.Token {
+	o := &oauth2.Token{AccessToken: t.raw(), TokenType: "Bearer", Expiry: t.timing.Expiry}
+	return o.WithExtra(extra)
 }
 
-// Format prints only the username: the source holds the password and
-// tokens, and is reachable as the Source of a Client's Transport.
-func (s *source) Format(f fmt.State, _ rune) {
-	fmt.Fprintf(f, "econnect.TokenSource{Username:%q}", s.cfg.Username)
+// fromOAuth2 turns a saved token into a token, or nil when it has no access
+// token. Its lifetime comes from the JWT when it carries exp and iat, else
+// it is taken as the time left.
+func fromOAuth2(t *oauth2.Token, now time.Time, early time.Duration, r float64) *token {
+	if t == nil || t.AccessToken == "" {
+		return nil
+	}
+	cl, _ := jwtclaims.Parse(t.AccessToken) // a saved token need not be a JWT
+	expiry := t.Expiry.Round(0)
+	if expiry.IsZero() {
+		expiry = cl.Exp
+	}
+	var life time.Duration
+	switch {
+	case expiry.IsZero():
+	case !cl.Exp.IsZero() && !cl.Iat.IsZero() && cl.Exp.After(cl.Iat):
+		life = cl.Exp.Sub(cl.Iat)
+	default:
+		life = expiry.Sub(now)
+	}
+	name, _ := t.Extra("username").(string)
+	if name == "" {
+		name = cl.Name
+	}
+	return makeToken(t.AccessToken, name, policy.NewTiming(expiry, life, early, r))
 }
 
-// log reports an event to the configured logger. Errors are logged by their
-// text, which never holds a secret.
-func (s *source) log(level slog.Level, msg string, err error, attrs ...slog.Attr) {
-	l := s.cfg.Logger
-	if l == nil || !l.Enabled(s.ctx, level) {
+// Format writes the Config with its Password redacted, whatever the verb, so
+// that no fmt call can print the password.
+func (c Config) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		fmt.Fprint(f, c.GoString())
 		return
 	}
-	attrs = append(attrs, slog.String("username", s.cfg.Username))
-	if err != nil {
-		attrs = append(attrs, slog.String("error", err.Error()))
+	fmt.Fprint(f, c.String())
+}
+
+// String returns the Config with its Password redacted.
+func (c Config) String() string {
+	return fmt.Sprintf("{BaseURL:%s Username:%s Password:%s EarlyExpiry:%s AllowInsecureHTTP:%t}",
+		redactURL(c.BaseURL), c.Username, redacted(c.Password), c.EarlyExpiry, c.AllowInsecureHTTP)
+}
+
+// GoString returns the Config as Go syntax, with its Password redacted.
+func (c Config) GoString() string {
+	return fmt.Sprintf("econnect.Config{BaseURL:%q, Username:%q, Password:%q, EarlyExpiry:%d, AllowInsecureHTTP:%t}",
+		redactURL(c.BaseURL), c.Username, redacted(c.Password), c.EarlyExpiry, c.AllowInsecureHTTP)
+}
+
+// LogValue returns the Config for [log/slog], with its Password redacted.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("base_url", redactURL(c.BaseURL)),
+		slog.String("username", c.Username),
+		slog.String("password", redacted(c.Password)),
+		slog.Duration("early_expiry", c.EarlyExpiry),
+		slog.Bool("allow_insecure_http", c.AllowInsecureHTTP),
+	)
+}
+
+// MarshalJSON returns the Config as JSON, with its Password redacted, so
+// that a Config inside a logged or stored struct never spills it.
+func (c Config) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		BaseURL           string
+		Username          string
+		Password          string `json:",omitempty"`
+		EarlyExpiry       time.Duration
+		AllowInsecureHTTP bool
+	}{redactURL(c.BaseURL), c.Username, redacted(c.Password), c.EarlyExpiry, c.AllowInsecureHTTP})
+}
+
+func redacted(secret string) string {
+	if secret == "" {
+		return ""
 	}
-	l.LogAttrs(context.WithoutCancel(s.ctx), level, msg, attrs...)
+	return "[redacted]"
+}
+
+// redactURL returns s without a password in its user information.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		if strings.Contains(s, "@") {
+			return "[unparsable URL]"
+		}
+		return s
+	}
+	return u.Redacted()
+}
+
+func contextClient(ctx context.Context) *http.Client {
+	if ctx != nil {
+		if hc, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok && hc != nil {
+			return hc
+		}
+	}
+	return http.DefaultClient
 }

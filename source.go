@@ -5,107 +5,44 @@
 // JWT, and renews that JWT with GET {BaseURL}/api/v1/renewToken before it
 // expires. The expiry comes from the JWT itself, counted on the local clock,
 // so a server whose clock is off changes nothing. When a renewal is refused,
-// or the token has expired, the source logs in again with the password;
-// transient failures are absorbed while the current token is still usable,
-// and failed logins back off so that a wrong password cannot lock the account.
+// or the token can no longer be used, the source logs in again with the
+// password; transient failures are absorbed while the current token is still
+// usable, and failed logins back off so that a wrong password cannot lock
+// the account.
 //
 // Most programs want [Config.Client]. Programs that hand tokens to an
 // oauth2-aware library want [Config.TokenSource].
 package econnect
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
-	"net/netip"
-	"net/url"
-	"strconv"
-	"strings"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/econnect-oss/econnect/internal/jwtclaims"
+	"github.com/econnect-oss/econnect/internal/policy"
+	"github.com/econnect-oss/econnect/internal/wire"
 	"golang.org/x/oauth2"
 )
 
-// ErrBadCredentials is wrapped by the error of a login that the server
-// refused with 400 Bad Request: the username or the password is wrong.
-var ErrBadCredentials = errors.New("econnect: wrong username or password")
-
-// ErrInsecureHTTP is wrapped by the refusal of a plain http:// BaseURL to a
-// host that is not loopback, made before any network I/O because the
-// password and tokens would cross the network in clear text. Set
-// [Config.AllowInsecureHTTP] to permit it.
-var ErrInsecureHTTP = errors.New("econnect: plain http to a host that is not loopback")
-
-// errNoPassword is returned when a login is needed and Config.Password is empty.
-var errNoPassword = errors.New("econnect: a login is needed and Config.Password is empty")
-
-const (
-	defaultEarlyExpiry = 5 * time.Minute
-	maxSafetyMargin    = 10 * time.Second
-)
-
-// Config describes how to reach an eConnect Identities server and whom to log
-// in as. A Config is a plain value: build it as a literal. Its methods do not
-// modify it, and sources made from it keep a copy, so later changes to the
-// Config do not affect them.
-type Config struct {
-	// BaseURL is the service root, with or without a trailing slash:
-	// "https://customer.econnectcloud.com/identities" in the cloud,
-	// "https://host:5009" on premises. API paths are joined to it, keeping
-	// its path.
-	BaseURL string
-
-	// Username is the account to log in as.
-	Username string
-
-	// Password is the account's password. If empty, the Config is for
-	// token-only use (see [Config.TokenSourceFrom]) and never logs in.
-	Password string
-
-	// EarlyExpiry is how long before a token expires the source renews it.
-	// Tokens that live less than twice as long are renewed at half their
-	// lifetime instead. If zero or negative, 5 minutes.
-	EarlyExpiry time.Duration
-
-	// AllowInsecureHTTP permits a plain http:// BaseURL to a host that is
-	// not loopback. Without it, such a BaseURL is refused before any
-	// network I/O, because the password and tokens would cross the network
-	// in clear text.
-	AllowInsecureHTTP bool
-
-	// Logger optionally reports logins, renewals, fallbacks to a new login
-	// and backoffs: one warning per failure streak, never one per call.
-	// It never sees the password or a token. If nil, nothing is logged.
-	Logger *slog.Logger
-}
-
-// Token logs in once and returns the token the server issued. It does not
-// cache: most callers want [Config.TokenSource] or [Config.Client].
-//
-// The provided context optionally controls which HTTP client is used; see
-// [oauth2.HTTPClient]. It also bounds the call, which never lasts longer than
-// 30 seconds.
-func (c *Config) Token(ctx context.Context) (*oauth2.Token, error) {
-	t, err := c.login(ctx, wallClock)
-	if err != nil {
-		return nil, err
-	}
-	return t.oauth2Token(), nil
-}
-
 // TokenSource returns a [oauth2.TokenSource] that logs in on first use,
 // renews the token before it expires, and logs in again when a renewal is
-// refused or the token has expired. While the current token is usable,
-// renewals run in the background and callers never wait for them.
+// refused or the token can no longer be used. While the current token is
+// usable, renewals run in the background and callers never wait for them.
 //
 // The returned value is the one [oauth2.ReuseTokenSourceWithExpiry] made, so
-// [oauth2.NewClient] uses it as it is and keeps its renewal point.
+// [oauth2.NewClient] uses it as it is and keeps its renewal point. Through
+// it, every caller gets the same *oauth2.Token until the next renewal:
+// that is oauth2's design, so treat the token as read-only.
+//
+// Its Token method has no context: while logins back off after a failure,
+// it returns the last error at once rather than wait. A request through
+// [Config.Client] or a [Transport] around this source waits instead, as
+// long as its own context allows.
 //
 // The provided context optionally controls which HTTP client is used (see
 // [oauth2.HTTPClient]) and bounds every later login and renewal, so it must
@@ -118,366 +55,407 @@ func (c *Config) TokenSource(ctx context.Context) oauth2.TokenSource {
 // TokenSourceFrom is like [Config.TokenSource] but starts from t, a token
 // saved earlier (for example by [Config.Token] or [ParseToken]): it hands out
 // t while t is usable, renews it at the renewal point, and logs in only when
-// t is refused or has expired. With an empty Password it never logs in and
-// returns an error once t can no longer be renewed. t is not modified.
+// t is refused or can no longer be used. With an empty Password it never
+// logs in and returns an error once t can no longer be renewed. t is not
+// modified.
 func (c *Config) TokenSourceFrom(ctx context.Context, t *oauth2.Token) oauth2.TokenSource {
-	return newSource(ctx, c, fromOAuth2(t, wallClock())).reuse()
-}
-
-// earlyExpiry is EarlyExpiry with its default applied.
-func (c *Config) earlyExpiry() time.Duration {
-	if c.EarlyExpiry <= 0 {
-		return defaultEarlyExpiry
+	s := newSource(ctx, c, nil)
+	if tok := fromOAuth2(t, s.clock.wall(), c.EarlyExpiry, s.draw); tok != nil {
+		s.tok = tok
+		s.publishLocked()
 	}
-	return c.EarlyExpiry
+	return s.reuse()
 }
 
-// Format writes the Config with its Password redacted, whatever the verb, so
-// that no fmt call can print the password.
-func (c Config) Format(f fmt.State, verb rune) {
-	if verb == 'v' && f.Flag('#') {
-		fmt.Fprint(f, c.GoString())
+// source is the token source behind TokenSource, TokenSourceFrom and Client.
+// It is safe for concurrent use by multiple goroutines.
+//
+// What it does is decided in one place, [source.current], by the state of
+// its token (see [policy.State]):
+//
+//	fresh    hand out the token
+//	due      hand out the token; start a renewal in the background, unless one
+//	         runs or the last one failed less than its retry delay ago
+//	unsafe   wait for a new token: log in (without a password: renew)
+//	expired  wait for a login (without a password: fail)
+//	none     wait for a login (without a password: fail)
+//
+// A token that a request saw refused (401) counts as unsafe. Waiting means
+// joining the one flight under way, or starting it; while failed logins back
+// off, callers that cannot wait fail at once with the last error. What a
+// flight's outcome changes is decided in one place too, [source.finish].
+//
+// Secrets sit behind pointers (cfg, tok), which fmt prints as addresses:
+// fmt walks the fields of a value whose Format it does not call.
+type source struct {
+	cfg    *Config // a copy
+	ctx    context.Context
+	clock  *clock
+	hedge  time.Duration // see hedgeDelay
+	origin origin        // where tokens may go
+	// draw places the renewal point of each of this source's tokens in its
+	// window (see policy.Threshold). One draw per source, not per token:
+	// sources that logged in together then drift further apart with every
+	// lifetime instead of meeting again around the window's middle.
+	draw float64
+
+	// snap is tok while it is fresh, read without the lock until its
+	// renewal point; nil otherwise.
+	snap atomic.Pointer[token]
+
+	extraOnce sync.Once
+	extra     map[string]any // Extra of the oauth2 tokens handed out
+
+	mu      sync.Mutex // guards the fields below
+	tok     *token     // the current token, or nil
+	suspect bool       // a request with tok was refused: tok is unsafe
+	flight  *flight    // the login or renewal under way, or nil; at most one runs
+	// renewal is the streak of background renewals that failed while tok
+	// was usable; the next waits for its retry delay.
+	renewal policy.Backoff
+	// login is the streak of failed logins (and renewals that callers
+	// waited for); callers that cannot wait fail fast until it ends.
+	login policy.Backoff
+	// relogin spaces 401-driven logins: one a second at most, doubling
+	// while even fresh tokens are refused.
+	relogin policy.Backoff
+
+	wg sync.WaitGroup // flights under way, so tests can wait for them
+}
+
+// A flight is one login or renewal, shared by every caller waiting for it.
+type flight struct {
+	done chan struct{} // closed when the flight ends
+	err  error         // set before done is closed
+}
+
+// clock is where a source reads time. Expiry follows the wall clock, so a
+// host that wakes from sleep sees its token expired; backoffs run on the
+// monotonic clock, so a wall clock step does not stretch them.
+type clock struct {
+	wall func() time.Time     // monotonic reading stripped
+	mono func() time.Duration // since an arbitrary fixed point
+	rand func() float64       // in [0, 1), for jitter
+	// sleep waits d on the monotonic clock, or until ctx ends.
+	sleep func(ctx context.Context, d time.Duration) error
+}
+
+var processStart = time.Now()
+
+var systemClock = &clock{
+	wall:  func() time.Time { return time.Now().Round(0) },
+	mono:  func() time.Duration { return time.Since(processStart) },
+	rand:  rand.Float64,
+	sleep: sleep,
+}
+
+func newSource(ctx context.Context, c *Config, t *token) *source {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	cfg := *c
+	s := &source{cfg: &cfg, ctx: ctx, clock: systemClock, hedge: hedgeDelay, origin: originOf(c), draw: rand.Float64()}
+	if t != nil {
+		s.tok = t
+		s.publishLocked()
+	}
+	return s
+}
+
+// reuse wraps s for callers. Its margin, at least the renewal window and the
+// safety margin, makes the wrapper ask s again from the renewal point on, so
+// that s decides when to renew and what to hand out.
+func (s *source) reuse() oauth2.TokenSource {
+	early := s.cfg.EarlyExpiry
+	if early <= 0 {
+		early = policy.DefaultEarlyExpiry
+	}
+	return oauth2.ReuseTokenSourceWithExpiry(nil, s, max(early, policy.MaxMargin))
+}
+
+// Token returns a new copy of a usable token; see current.
+func (s *source) Token() (*oauth2.Token, error) {
+	t, err := s.current(s.ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	s.extraOnce.Do(func() { s.extra = map[string]any{"username": t.name, ownerKey: s} })
+	return t.oauth2Token(s.extra), nil
+}
+
+// current returns a usable token. While one exists it never waits: a due
+// renewal starts in the background. Otherwise it waits, until ctx ends, for
+// the flight under way, starting one if none is, so that any number of
+// concurrent callers cause a single call. While logins back off, a patient
+// caller whose ctx allows it waits for the next attempt; others fail at once.
+func (s *source) current(ctx context.Context, patient bool) (*token, error) {
+	if t := s.snap.Load(); t != nil && s.clock.wall().Before(t.renewAt) {
+		return t, nil
+	}
+	var waited *flight
+	for {
+		s.mu.Lock()
+		wall, mono := s.clock.wall(), s.clock.mono()
+		st := s.stateLocked(wall)
+		switch {
+		case st.Usable():
+			if st == policy.Due && s.flight == nil && !s.renewal.Active(mono) && s.ctx.Err() == nil {
+				s.startLocked(st)
+			}
+			t := s.tok
+			s.mu.Unlock()
+			return t, nil
+		case waited != nil && waited.err != nil:
+			s.mu.Unlock()
+			return nil, waited.err // the result of the attempt this caller waited for
+		case s.flight == nil && s.cfg.Password == "" && (st == policy.None || st == policy.Expired):
+			s.mu.Unlock()
+			return nil, errNoPassword
+		case s.flight == nil && s.login.Active(mono):
+			err, wait := s.lastErrLocked(), s.login.Until-mono
+			s.mu.Unlock()
+			if !patient || !allows(ctx, wait) {
+				return nil, err
+			}
+			if err := s.clock.sleep(ctx, wait); err != nil {
+				return nil, err
+			}
+			continue
+		case s.flight == nil:
+			if err := s.ctx.Err(); err != nil {
+				s.mu.Unlock()
+				return nil, fmt.Errorf("econnect: %w", err)
+			}
+			s.startLocked(st)
+		}
+		f := s.flight
+		s.mu.Unlock()
+		select {
+		case <-f.done:
+			waited = f
+		case <-ctx.Done():
+			return nil, fmt.Errorf("econnect: waiting for a token: %w", ctx.Err())
+		}
+	}
+}
+
+// stateLocked is the state of s.tok at now. s.mu is held.
+func (s *source) stateLocked(now time.Time) policy.State {
+	if s.tok == nil {
+		return policy.None
+	}
+	st := s.tok.timing.State(now)
+	if s.suspect && st.Usable() {
+		return policy.Unsafe
+	}
+	return st
+}
+
+// lastErrLocked is the error to fail fast with while logins back off.
+func (s *source) lastErrLocked() error {
+	if s.login.Err != nil {
+		return s.login.Err
+	}
+	if s.renewal.Err != nil {
+		return s.renewal.Err
+	}
+	return errNoToken
+}
+
+var errNoToken = fmt.Errorf("econnect: no token yet; auth calls are held by the server's Retry-After")
+
+// allows reports whether ctx leaves time to wait d.
+func allows(ctx context.Context, d time.Duration) bool {
+	deadline, ok := ctx.Deadline()
+	return !ok || time.Until(deadline) > d
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("econnect: waiting for a token: %w", ctx.Err())
+	}
+}
+
+// startLocked starts a flight that gets a token for a source in state st.
+// The flight runs on its own goroutine, so that a caller that stops waiting
+// does not cancel it for the others. s.mu is held.
+func (s *source) startLocked(st policy.State) {
+	f := &flight{done: make(chan struct{})}
+	s.flight = f
+	old := s.tok
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t, err := s.fetch(st, old)
+		s.finish(f, old, t, err)
+	}()
+}
+
+// fetch gets a token for a source whose token old is in state st. A due
+// token is renewed, within its usable life; a refusal, or the end of that
+// life, leads to a login. A token no longer usable is replaced by a login,
+// or renewed while valid when there is no password.
+func (s *source) fetch(st policy.State, old *token) (*token, error) {
+	if st == policy.Due || st == policy.Unsafe && s.cfg.Password == "" {
+		until := old.timing.UnusableAt()
+		if st == policy.Unsafe {
+			until = old.timing.Expiry
+		}
+		t, err := s.renewUntil(old, until)
+		if t == old {
+			t, err = nil, errSameToken // its expiry stands; try again later
+		}
+		if err == nil || s.cfg.Password == "" || !wire.Refused(err) && err != errUnusable && s.usable(old) {
+			return t, err
+		}
+		s.log(slog.LevelInfo, "econnect: renewal failed; logging in again", err)
+	}
+	return s.cfg.login(s.ctx, s.clock, s.hedge, s.draw)
+}
+
+// renewUntil renews old, giving up at until (wall clock) with errUnusable:
+// past it, a renewal would keep callers waiting that a login can serve.
+func (s *source) renewUntil(old *token, until time.Time) (*token, error) {
+	left := until.Sub(s.clock.wall())
+	if left <= 0 {
+		return nil, errUnusable
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, left)
+	defer cancel()
+	t, err := s.cfg.renew(ctx, old, s.clock, min(s.hedge, left/2), s.draw)
+	if err != nil && ctx.Err() == context.DeadlineExceeded && s.ctx.Err() == nil {
+		return nil, errUnusable
+	}
+	return t, err
+}
+
+// errSameToken is a renewal answered with the token it renewed.
+var errSameToken = errors.New("econnect: renewal: the server answered the same token")
+
+// errUnusable ends a renewal that lasted until its token could no longer be
+// handed out.
+var errUnusable = errors.New("econnect: renewal: no answer while the token was usable")
+
+// usable reports whether t is still the current token and may be handed out.
+func (s *source) usable(t *token) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tok == t && s.stateLocked(s.clock.wall()).Usable()
+}
+
+// finish records the outcome of a flight that set out to replace old, and
+// releases its waiters. Every change a flight's outcome makes is here:
+//
+//	new token               it becomes current; every failure streak ends
+//	failure, old usable     old stays; the renewal retry waits
+//	                        clamp(remaining/4, 1 s, 30 s), or the server's
+//	                        Retry-After if longer
+//	refusal of old          old is dropped, so it is not handed out again
+//	failure, none usable    logins back off: 1 s doubling to 30 s, or to
+//	                        5 minutes when the server refused the
+//	                        credentials; at least the server's Retry-After
+//
+// The logger is called after the lock is released.
+func (s *source) finish(f *flight, old, t *token, err error) {
+	s.mu.Lock()
+	wall, mono := s.clock.wall(), s.clock.mono()
+	var ev event
+	switch {
+	case err == nil:
+		if s.login.Fails > 0 || s.renewal.Fails > 0 {
+			ev = event{slog.LevelInfo, "econnect: recovered", nil}
+		}
+		s.tok, s.suspect = t, false
+		s.login.Reset()
+		s.renewal.Reset()
+	case errors.Is(err, context.Canceled):
+	case s.tok == old && !wire.Refused(err) && s.stateLocked(wall).Usable():
+		wait := max(policy.Jitter(policy.RetryDelay(old.timing.Expiry.Sub(wall)), s.clock.rand()), wire.RetryAfter(err))
+		s.renewal.Fail(mono, wait, err)
+		if s.renewal.Fails == 1 {
+			ev = event{slog.LevelWarn, "econnect: renewal failed; keeping the current token", err}
+		}
+	default:
+		if s.tok == old && wire.Refused(err) {
+			s.tok = nil // refused by the auth server itself: never hand it out again
+		}
+		s.suspect = false // the refusal a request saw was answered: by a login, or a renewal
+		ceiling := policy.TransientCeiling
+		if !wire.Transient(err) {
+			ceiling = policy.RefusalCeiling
+		}
+		wait := policy.Jitter(policy.Doubling(s.login.Fails+1, ceiling), s.clock.rand())
+		s.login.Fail(mono, max(wait, wire.RetryAfter(err)), err)
+		if s.login.Fails == 1 {
+			ev = event{slog.LevelWarn, "econnect: no usable token; backing off", err}
+		}
+	}
+	if ra := wire.RetryAfter(err); ra > 0 {
+		s.login.Hold(mono + ra)
+		s.renewal.Hold(mono + ra)
+	}
+	s.publishLocked()
+	s.flight, f.err = nil, err
+	close(f.done)
+	s.mu.Unlock()
+	s.log(ev.level, ev.msg, ev.err)
+}
+
+// publishLocked makes the current token readable without the lock, unless a
+// request saw it refused. s.mu is held.
+func (s *source) publishLocked() {
+	if s.tok == nil || s.suspect {
+		s.snap.Store(nil)
 		return
 	}
-	fmt.Fprint(f, c.String())
+	s.snap.Store(s.tok)
 }
 
-// String returns the Config with its Password redacted.
-func (c Config) String() string {
-	return fmt.Sprintf("{BaseURL:%s Username:%s Password:%s EarlyExpiry:%s AllowInsecureHTTP:%t}",
-		redactURL(c.BaseURL), c.Username, redacted(c.Password), c.EarlyExpiry, c.AllowInsecureHTTP)
-}
+// ownerKey is the Extra key under which the tokens a source hands out point
+// back to it. A [Transport] whose Source is a token source of this package
+// finds the source directly (see sourceOf); when a wrapper of the user's
+// stands between them, the token it returns still leads back to its
+// source, so that the token stays on its origin and a 401 can be healed.
+// The key holds a NUL so that it cannot clash with a claim's name.
+const ownerKey = "econnect.source\x00"
 
-// GoString returns the Config as Go syntax, with its Password redacted.
-func (c Config) GoString() string {
-	return fmt.Sprintf("econnect.Config{BaseURL:%q, Username:%q, Password:%q, EarlyExpiry:%d, AllowInsecureHTTP:%t}",
-		redactURL(c.BaseURL), c.Username, redacted(c.Password), c.EarlyExpiry, c.AllowInsecureHTTP)
-}
-
-// LogValue returns the Config for [log/slog], with its Password redacted.
-func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("base_url", redactURL(c.BaseURL)),
-		slog.String("username", c.Username),
-		slog.String("password", redacted(c.Password)),
-		slog.Duration("early_expiry", c.EarlyExpiry),
-		slog.Bool("allow_insecure_http", c.AllowInsecureHTTP),
-	)
-}
-
-func redacted(secret string) string {
-	if secret == "" {
-		return ""
-	}
-	return "[redacted]"
-}
-
-// ParseToken returns the raw JWT s as an [oauth2.Token]: AccessToken s,
-// TokenType "Bearer", Expiry the JWT's exp claim as it is (zero when absent),
-// and the JWT's unique_name claim as Extra("username"). The signature is not
-// verified: the server signs with a key clients do not have.
-func ParseToken(s string) (*oauth2.Token, error) {
-	cl, err := jwtclaims.Parse(s)
-	if err != nil {
-		return nil, fmt.Errorf("econnect: %w", err)
-	}
-	return newTemplate(s, cl.Name, cl.Exp), nil
-}
-
-// token is a JWT with what the source needs to know about it. It is never
-// modified once made; callers get copies of tmpl.
-type token struct {
-	raw      string
-	header   string        // "Bearer " + raw
-	expiry   time.Time     // local time; zero: never expires
-	lifetime time.Duration // from the send time to expiry; zero when expiry is zero
-	tmpl     *oauth2.Token
-}
-
-func newToken(raw, username string, expiry time.Time, lifetime time.Duration) *token {
-	return &token{
-		raw:      raw,
-		header:   "Bearer " + raw,
-		expiry:   expiry,
-		lifetime: lifetime,
-		tmpl:     newTemplate(raw, username, expiry),
-	}
-}
-
-func newTemplate(raw, username string, expiry time.Time) *oauth2.Token {
-	t := &oauth2.Token{AccessToken: raw, TokenType: "Bearer", Expiry: expiry}
-	return t.WithExtra(map[string]any{"username": username})
-}
-
-// oauth2Token returns a new value each call, because oauth2.ReuseTokenSource
-// writes into the tokens it receives.
-func (t *token) oauth2Token() *oauth2.Token {
-	c := *t.tmpl
-	return &c
-}
-
-// fromOAuth2 turns a saved token into a token, or nil when it has no access
-// token. Its lifetime comes from the JWT when it carries exp and iat, else it
-// is taken as the time left.
-func fromOAuth2(t *oauth2.Token, now time.Time) *token {
-	if t == nil || t.AccessToken == "" {
-		return nil
-	}
-	cl, _ := jwtclaims.Parse(t.AccessToken) // a saved token need not be a JWT
-	expiry := t.Expiry.Round(0)
-	if expiry.IsZero() {
-		expiry = cl.Exp
-	}
-	var life time.Duration
-	switch {
-	case expiry.IsZero():
-	case !cl.Exp.IsZero() && !cl.Iat.IsZero() && cl.Exp.After(cl.Iat):
-		life = cl.Exp.Sub(cl.Iat)
-	default:
-		life = expiry.Sub(now)
-	}
-	name, _ := t.Extra("username").(string)
-	if name == "" {
-		name = cl.Name
-	}
-	return newToken(t.AccessToken, name, expiry, life)
-}
-
-// wallClock is the default clock. It drops the monotonic reading so that
-// expiry checks follow the wall clock across a suspend of the host.
-func wallClock() time.Time { return time.Now().Round(0) }
-
-// authError is a non-2xx answer from the login or renewal endpoint. Its text
-// never holds the answer's body, which might echo a secret.
-type authError struct {
-	op       string // "login" or "renewal"
-	code     int
-	location string // where a 3xx pointed, if it did
-	kind     error  // ErrBadCredentials, or nil
-	re       *oauth2.RetrieveError
-}
-
-func (e *authError) Error() string {
-	s := "econnect: " + e.op + " refused: " + strconv.Itoa(e.code) + " " + http.StatusText(e.code)
-	switch {
-	case e.kind != nil:
-		s += " (wrong username or password)"
-	case e.location != "":
-		s += " to " + e.location + " (auth calls follow no redirects)"
-	}
+// ownerOf returns the source that handed out t, or nil.
+func ownerOf(t *oauth2.Token) *source {
+	s, _ := t.Extra(ownerKey).(*source)
 	return s
 }
 
-func (e *authError) Unwrap() []error {
-	if e.kind != nil {
-		return []error{e.kind, e.re}
-	}
-	return []error{e.re}
+// Format prints only the username, for every verb: the source holds the
+// password and tokens, and is reachable from a Client's Transport and from
+// the tokens it hands out.
+func (s *source) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "econnect.TokenSource{Username:%q}", s.cfg.Username)
 }
 
-// answerError is a 2xx answer that is not a valid token answer.
-type answerError struct {
-	op, what string
-	err      error
+// An event is a log line decided under the lock and written after it.
+type event struct {
+	level slog.Level
+	msg   string
+	err   error
 }
 
-func (e *answerError) Error() string {
-	s := "econnect: " + e.op + ": bad answer: " + e.what
-	if e.err != nil {
-		s += ": " + e.err.Error()
+// log reports an event to the configured logger, if any. Errors are logged
+// by their text, which never holds a secret. s.mu must not be held: the
+// logger may call back into the source.
+func (s *source) log(level slog.Level, msg string, err error) {
+	l := s.cfg.Logger
+	if l == nil || msg == "" || !l.Enabled(s.ctx, level) {
+		return
 	}
-	return s
-}
-
-func (e *answerError) Unwrap() error { return e.err }
-
-const (
-	authTimeout  = 30 * time.Second
-	maxAnswer    = 1 << 20 // bytes of an auth answer read at most
-	maxErrorBody = 512     // bytes of a refusal kept in oauth2.RetrieveError.Body
-)
-
-// login makes one login call.
-func (c *Config) login(ctx context.Context, now func() time.Time) (*token, error) {
-	if c.Password == "" {
-		return nil, errNoPassword
-	}
-	body, err := json.Marshal(struct {
-		Username string `json:"username"`
-		Password string `json:"password"`
-	}{c.Username, c.Password})
+	attrs := []slog.Attr{slog.String("username", s.cfg.Username)}
 	if err != nil {
-		return nil, fmt.Errorf("econnect: login: %w", err)
+		attrs = append(attrs, slog.String("error", err.Error()))
 	}
-	req, err := c.newRequest(ctx, http.MethodPost, "api/v1/authenticate", body)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	return c.exchange(req, "login", c.Password, now)
-}
-
-// newRequest builds an auth request to path below BaseURL, refusing an
-// insecure BaseURL before any network I/O.
-func (c *Config) newRequest(ctx context.Context, method, path string, body []byte) (*http.Request, error) {
-	u, err := c.endpoint(path)
-	if err != nil {
-		return nil, err
-	}
-	var r io.Reader
-	if body != nil {
-		r = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), r)
-	if err != nil {
-		return nil, fmt.Errorf("econnect: %w", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	return req, nil
-}
-
-// endpoint joins path to BaseURL, keeping BaseURL's own path.
-func (c *Config) endpoint(path string) (*url.URL, error) {
-	u, err := c.baseURL()
-	if err != nil {
-		return nil, err
-	}
-	return u.JoinPath(path), nil
-}
-
-// baseURL parses and checks BaseURL.
-func (c *Config) baseURL() (*url.URL, error) {
-	u, err := url.Parse(c.BaseURL)
-	if err != nil {
-		// The url.Error would repeat BaseURL, which may hold a password.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("econnect: BaseURL is not a URL: %w", err)
-	}
-	switch {
-	case u.Scheme != "https" && u.Scheme != "http", u.Host == "":
-		return nil, errors.New("econnect: BaseURL must be an absolute http or https URL")
-	case u.User != nil:
-		return nil, errors.New("econnect: BaseURL must not hold credentials; use Username and Password")
-	case u.Scheme == "http" && !c.AllowInsecureHTTP && !isLoopback(u.Hostname()):
-		return nil, fmt.Errorf("%w (%s) would expose the password and tokens; use https, or set Config.AllowInsecureHTTP",
-			ErrInsecureHTTP, u.Host)
-	}
-	return u, nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
-}
-
-// redactURL returns s without a password in its user information.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		if strings.Contains(s, "@") {
-			return "[unparsable URL]"
-		}
-		return s
-	}
-	return u.Redacted()
-}
-
-// exchange sends an auth request and decodes the answer. secret is the
-// password or token the request carries, removed from any refusal body kept.
-func (c *Config) exchange(req *http.Request, op, secret string, now func() time.Time) (*token, error) {
-	ctx, cancel := context.WithTimeout(req.Context(), authTimeout)
-	defer cancel()
-	sent := now()
-	resp, err := noRedirects(ctx).Do(req.WithContext(ctx))
-	if err != nil {
-		return nil, fmt.Errorf("econnect: %s: %w", op, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
-	if err != nil {
-		return nil, fmt.Errorf("econnect: %s: reading the answer: %w", op, err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, refusal(op, resp, body, secret)
-	}
-	if len(body) > maxAnswer {
-		return nil, &answerError{op: op, what: "larger than 1 MiB"}
-	}
-	return decodeAnswer(op, body, sent, now())
-}
-
-// noRedirects returns the context's HTTP client made to follow no redirect:
-// a 307 or 308 would replay the password to wherever it points.
-func noRedirects(ctx context.Context) *http.Client {
-	hc := http.DefaultClient
-	if c, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok && c != nil {
-		hc = c
-	}
-	nc := *hc
-	nc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &nc
-}
-
-// refusal builds the error for a non-2xx answer.
-func refusal(op string, resp *http.Response, body []byte, secret string) error {
-	if len(body) > maxErrorBody {
-		body = body[:maxErrorBody]
-	}
-	if secret != "" {
-		body = bytes.ReplaceAll(body, []byte(secret), []byte("[redacted]"))
-	}
-	e := &authError{op: op, code: resp.StatusCode, re: &oauth2.RetrieveError{Response: resp, Body: body}}
-	if op == "login" && resp.StatusCode == http.StatusBadRequest {
-		e.kind = ErrBadCredentials
-	}
-	if loc, err := resp.Location(); err == nil {
-		loc.User, loc.RawQuery, loc.Fragment = nil, "", ""
-		e.location = loc.String()
-	} else if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		e.location = "nowhere"
-	}
-	return e
-}
-
-// decodeAnswer reads a 2xx answer: JSON {"username": …, "token": "<JWT>"}.
-// The lifetime exp − iat is counted from sent, the local time the request
-// left, so that a server clock minutes off the local one changes nothing.
-func decodeAnswer(op string, body []byte, sent, received time.Time) (*token, error) {
-	var a struct {
-		Username *string `json:"username"`
-		Token    *string `json:"token"`
-	}
-	if err := json.Unmarshal(body, &a); err != nil {
-		return nil, &answerError{op: op, what: "not a JSON token answer", err: err}
-	}
-	if a.Token == nil || *a.Token == "" {
-		return nil, &answerError{op: op, what: "no token"}
-	}
-	cl, err := jwtclaims.Parse(*a.Token)
-	if err != nil {
-		return nil, &answerError{op: op, what: "token is not a JWT", err: err}
-	}
-	expiry, life := cl.Exp, time.Duration(0)
-	switch {
-	case cl.Exp.IsZero():
-	case !cl.Iat.IsZero():
-		life = cl.Exp.Sub(cl.Iat)
-		expiry = sent.Add(life)
-	default:
-		life = cl.Exp.Sub(sent)
-	}
-	if !expiry.IsZero() && (life <= 0 || !expiry.After(received)) {
-		return nil, &answerError{op: op, what: "token expired on arrival"}
-	}
-	name := cl.Name
-	if a.Username != nil && *a.Username != "" {
-		name = *a.Username
-	}
-	return newToken(*a.Token, name, expiry, life), nil
+	l.LogAttrs(context.WithoutCancel(s.ctx), level, msg, attrs...)
 }

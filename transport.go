@@ -4,22 +4,31 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 
+	"github.com/econnect-oss/econnect/internal/policy"
+	"github.com/econnect-oss/econnect/internal/wire"
 	"golang.org/x/oauth2"
 )
 
 // Client returns an HTTP client that authenticates requests to BaseURL's
 // origin with a token it logs in for, renews and replaces as
 // [Config.TokenSource] does. Requests to other origins, and redirects to
-// them, carry no token. When the server answers 401 (after a restart, a key
-// rotation or a revoked session), the client drops the refused token once,
-// logs in again, and retries the request once if its body can be replayed.
-// If the server refuses even the new token, later 401s come back as they are
-// for a while (1 s doubling to 30 s), so that an endpoint refusing every
-// token cannot cause a login per request.
+// them, carry no token; with a BaseURL that has no origin, no request does.
+// When the server answers 401 (after a restart, a key rotation or a revoked
+// session), the client drops the refused token once, logs in again, and
+// retries the request once if its body can be replayed; without a Password
+// it renews the token instead. Such logins happen at most once a second, and
+// less often while the server refuses even fresh tokens (1 s doubling to
+// 30 s), so that no pattern of 401s can cause a login per request.
+//
+// A request that needs a token waits for it as long as its own context
+// allows, even while failed logins back off; one whose deadline comes first
+// fails at once with the last error.
 //
 // The client builds on the context's client (see [oauth2.HTTPClient]): its
 // Transport is the base, and its Timeout, Jar and CheckRedirect are kept.
@@ -37,24 +46,16 @@ func (c *Config) Client(ctx context.Context) *http.Client {
 	}
 }
 
-func contextClient(ctx context.Context) *http.Client {
-	if ctx != nil {
-		if hc, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok && hc != nil {
-			return hc
-		}
-	}
-	return http.DefaultClient
-}
-
 // Transport is an [http.RoundTripper] that adds an Authorization header
 // with a token from Source to each request, as [oauth2.Transport] does, and
 // then sends it with Base. It never modifies the caller's request.
 //
 // When Source is one made by this package ([Config.TokenSource],
-// [Config.TokenSourceFrom]), Transport also does what [Config.Client] does:
-// it sends the token only to BaseURL's origin, and on a 401 it drops the
-// refused token, gets a new one and retries the request once if its body can
-// be replayed.
+// [Config.TokenSourceFrom]), Transport does all that [Config.Client] does:
+// it sends the token only to BaseURL's origin and never asks the source for
+// a token for another origin, the request's context bounds the wait for a
+// token, and on a 401 it drops the refused token, gets a new one and retries
+// the request once if its body can be replayed.
 type Transport struct {
 	// Source supplies the tokens. It must not be nil.
 	Source oauth2.TokenSource
@@ -69,20 +70,20 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, errors.New("econnect: Transport's Source is nil")
 	}
-	s, ok := t.Source.(*source)
-	if !ok {
-		tok, err := t.Source.Token()
-		if err != nil {
-			closeBody(req)
-			return nil, err
-		}
-		if s = ownerOf(tok); s == nil {
-			r := req.Clone(req.Context())
-			tok.SetAuthHeader(r)
-			return t.base().RoundTrip(r)
-		}
+	if s := sourceOf(t.Source); s != nil {
+		return s.roundTrip(t.base(), req)
 	}
-	return s.roundTrip(t.base(), req)
+	tok, err := t.Source.Token()
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	if s := ownerOf(tok); s != nil {
+		return s.roundTrip(t.base(), req)
+	}
+	r := req.Clone(req.Context())
+	tok.SetAuthHeader(r)
+	return t.base().RoundTrip(r)
 }
 
 // CloseIdleConnections closes the idle connections of Base, if it has a
@@ -101,6 +102,49 @@ func (t *Transport) base() http.RoundTripper {
 	return http.DefaultTransport
 }
 
+// sourceOf returns the source of this package behind ts, without asking ts
+// for a token: ts itself, or the source that oauth2's reuse wrapper (what
+// TokenSource returns) holds in its field "new". If a later oauth2 renames
+// that field, sourceOf finds nothing and RoundTrip falls back to the token's
+// back-pointer (ownerKey), which still keeps the token on its origin.
+func sourceOf(ts oauth2.TokenSource) *source {
+	if s, ok := ts.(*source); ok {
+		return s
+	}
+	v := reflect.ValueOf(ts)
+	for range 4 { // a reuse wrapper around a reuse wrapper, and so on
+		if reuseNew < 0 || v.Type() != reuseType || v.IsNil() {
+			return nil
+		}
+		if v = v.Elem().Field(reuseNew); v.IsNil() {
+			return nil
+		}
+		if v = v.Elem(); v.Type() == sourceType && !v.IsNil() {
+			return (*source)(v.UnsafePointer())
+		}
+	}
+	return nil
+}
+
+var (
+	sourceType          = reflect.TypeFor[*source]()
+	reuseType, reuseNew = reuseField()
+)
+
+// reuseField finds oauth2's reuse wrapper type and the index of the field
+// that holds the source it wraps, or -1.
+func reuseField() (reflect.Type, int) {
+	rt := reflect.TypeOf(oauth2.ReuseTokenSource(nil, oauth2.StaticTokenSource(&oauth2.Token{})))
+	if rt.Kind() != reflect.Pointer || rt.Elem().Kind() != reflect.Struct {
+		return rt, -1
+	}
+	f, ok := rt.Elem().FieldByName("new")
+	if !ok || f.Type != reflect.TypeFor[oauth2.TokenSource]() || len(f.Index) != 1 {
+		return rt, -1
+	}
+	return rt, f.Index[0]
+}
+
 // closeBody closes the request body, as a RoundTripper must even when it
 // fails before sending.
 func closeBody(req *http.Request) {
@@ -112,34 +156,79 @@ func closeBody(req *http.Request) {
 // roundTrip sends req with the current token if it goes to BaseURL's origin,
 // and heals a 401 with one new token and at most one retry.
 func (s *source) roundTrip(base http.RoundTripper, req *http.Request) (*http.Response, error) {
-	if s.origin != nil && !sameOrigin(req.URL, s.origin) {
+	if !s.origin.matches(req.URL) {
 		return base.RoundTrip(req) // the token stays on its origin
 	}
-	tok, err := s.current(req.Context())
+	if s.origin.err != nil {
+		closeBody(req)
+		return nil, s.origin.err
+	}
+	tok, err := s.current(req.Context(), true)
 	if err != nil {
 		closeBody(req)
 		return nil, err
 	}
 	resp, err := base.RoundTrip(authorized(req, tok, req.Body))
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || !s.refused(tok.raw) {
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || !s.refused(tok) {
 		return resp, err
 	}
 	body, ok := replayBody(req)
 	if !ok {
 		return resp, nil
 	}
-	if tok, err = s.current(req.Context()); err != nil {
+	next, err := s.current(req.Context(), true)
+	if err != nil || next == tok {
 		if body != nil {
 			body.Close()
 		}
 		return resp, nil // the 401 says more than a failed login would
 	}
 	discard(resp)
-	resp, err = base.RoundTrip(authorized(req, tok, body))
+	resp, err = base.RoundTrip(authorized(req, next, body))
 	if err == nil {
 		s.retried(resp.StatusCode != http.StatusUnauthorized)
 	}
 	return resp, err
+}
+
+// refused handles a 401 on a request that carried t, and reports whether
+// the request may be retried with another token. The first 401 on the
+// current token marks it unsafe, so that the next caller replaces it (one
+// login however many requests saw it), unless such a replacement happened
+// less than its spacing ago: then the 401 goes back as it is.
+func (s *source) refused(t *token) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tok != t || s.suspect {
+		return true // replaced, or being replaced: retry with the next token
+	}
+	now := s.clock.mono()
+	if s.relogin.Active(now) {
+		return false
+	}
+	s.suspect = true
+	s.relogin.Until = now + policy.Jitter(policy.Doubling(s.relogin.Fails+1, policy.TransientCeiling), s.clock.rand())
+	s.publishLocked()
+	return true
+}
+
+// retried records whether a retry after a 401 was accepted. While even fresh
+// tokens are refused, the spacing of 401-driven logins doubles.
+func (s *source) retried(accepted bool) {
+	s.mu.Lock()
+	if accepted {
+		s.relogin.Fails = 0
+		s.mu.Unlock()
+		return
+	}
+	s.relogin.Fails++
+	first := s.relogin.Fails == 1
+	wait := policy.Jitter(policy.Doubling(s.relogin.Fails+1, policy.TransientCeiling), s.clock.rand())
+	s.relogin.Hold(s.clock.mono() + wait)
+	s.mu.Unlock()
+	if first {
+		s.log(slog.LevelWarn, "econnect: the server refused a fresh token; spacing out logins on 401", nil)
+	}
 }
 
 // authorized returns a copy of req carrying tok and body.
@@ -169,24 +258,50 @@ func discard(resp *http.Response) {
 	resp.Body.Close()
 }
 
-// sameOrigin reports whether a and b have the same scheme, host and port,
-// without allocating: it runs on every request.
-func sameOrigin(a, b *url.URL) bool {
-	return strings.EqualFold(a.Scheme, b.Scheme) &&
-		strings.EqualFold(a.Hostname(), b.Hostname()) &&
-		port(a) == port(b)
+// origin is where a source's tokens may go: BaseURL's scheme, host and
+// port. The zero origin matches nothing: with a BaseURL that has no origin,
+// no token is sent anywhere.
+type origin struct {
+	scheme, host string // as BaseURL spells them, for the common exact match
+	key          string // scheme://host:port, lower case, default port filled in
+	err          error  // non-nil: plain http the Config does not allow
 }
 
-// port returns u's port, or the scheme's default one.
-func port(u *url.URL) string {
-	if p := u.Port(); p != "" {
-		return p
+func originOf(c *Config) origin {
+	u, err := url.Parse(c.BaseURL)
+	if err != nil || u.User != nil || u.Host == "" || u.Scheme != "http" && u.Scheme != "https" {
+		return origin{}
 	}
-	switch strings.ToLower(u.Scheme) {
-	case "https":
-		return "443"
-	case "http":
-		return "80"
+	o := origin{scheme: u.Scheme, host: u.Host, key: originKey(u)}
+	if _, err := wire.ParseBase(c.BaseURL, c.AllowInsecureHTTP); errors.Is(err, ErrInsecureHTTP) {
+		o.err = err
 	}
-	return ""
+	return o
+}
+
+// matches reports whether u has the origin's scheme, host and port. It runs
+// on every request: the exact spelling is compared first, without parsing.
+func (o *origin) matches(u *url.URL) bool {
+	if o.key == "" {
+		return false
+	}
+	if u.Scheme == o.scheme && u.Host == o.host {
+		return true
+	}
+	return originKey(u) == o.key
+}
+
+// originKey returns u's scheme, host and port in one canonical spelling.
+func originKey(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	if port == "" {
+		switch scheme {
+		case "https":
+			port = "443"
+		case "http":
+			port = "80"
+		}
+	}
+	return scheme + "://" + strings.ToLower(u.Hostname()) + ":" + port
 }

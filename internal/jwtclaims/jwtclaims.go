@@ -6,6 +6,7 @@ package jwtclaims
 import (
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -24,6 +25,9 @@ type Claims struct {
 // base64url parts with JSON header and payload, or when exp or iat is not a
 // number of seconds. Its errors never quote s.
 func Parse(s string) (Claims, error) {
+	if i := strings.IndexFunc(s, notJWT); i >= 0 {
+		return Claims{}, fmt.Errorf("malformed JWT: character %d cannot be in a JWT", i)
+	}
 	m := jwt.MapClaims{}
 	if _, _, err := jwt.NewParser().ParseUnverified(s, m); err != nil {
 		return Claims{}, fmt.Errorf("malformed JWT: %w", err)
@@ -38,6 +42,13 @@ func Parse(s string) (Claims, error) {
 	}
 	cl.Name, _ = m["unique_name"].(string)
 	return cl, nil
+}
+
+// notJWT reports whether r cannot be in a JWT: three base64url parts
+// joined by dots. The base64 decoder would skip a newline, and a token that
+// holds one breaks every Authorization header it is put in.
+func notJWT(r rune) bool {
+	return !('A' <= r && r <= 'Z' || 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '-' || r == '_' || r == '.')
 }
 
 // numericDate reads a JWT time claim: absent or null is the zero time, a

@@ -1,0 +1,151 @@
+package wire
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// Refusal is a non-2xx answer from the login or renewal endpoint. Its text
+// never holds the answer's body, which might echo a secret.
+type Refusal struct {
+	Op         string // "login" or "renewal"
+	Code       int
+	Location   string        // where a 3xx pointed, if it did, secrets removed
+	RetryAfter time.Duration // a 429's or 503's Retry-After, capped; zero if none
+	re         *oauth2.RetrieveError
+}
+
+func (e *Refusal) Error() string {
+	s := "econnect: " + e.Op + " refused: " + strconv.Itoa(e.Code) + " " + http.StatusText(e.Code)
+	switch {
+	case e.badCredentials():
+		s += " (wrong username or password)"
+	case e.Location != "":
+		s += " to " + e.Location + " (auth calls follow no redirects)"
+	}
+	return s
+}
+
+func (e *Refusal) badCredentials() bool {
+	return e.Op == "login" && e.Code == http.StatusBadRequest
+}
+
+// Unwrap returns the oauth2.RetrieveError, and ErrBadCredentials for a
+// login refused with 400.
+func (e *Refusal) Unwrap() []error {
+	if e.badCredentials() {
+		return []error{ErrBadCredentials, e.re}
+	}
+	return []error{e.re}
+}
+
+// AnswerError is a 2xx answer that is not a valid token answer.
+type AnswerError struct {
+	Op, What string
+	Err      error
+}
+
+func (e *AnswerError) Error() string {
+	s := "econnect: " + e.Op + ": bad answer: " + e.What
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *AnswerError) Unwrap() error { return e.Err }
+
+// refusal builds the error for a non-2xx answer. The body kept is redacted
+// first and cut after, so that no part of a secret survives the cut, and
+// the request kept carries neither the bearer nor a replayable body.
+func refusal(op string, resp *http.Response, body []byte, secret string, now time.Time) error {
+	req := resp.Request.Clone(context.Background())
+	req.Header.Del("Authorization")
+	req.Body, req.GetBody = nil, nil
+	resp.Request = req
+	e := &Refusal{Op: op, Code: resp.StatusCode,
+		re: &oauth2.RetrieveError{Response: resp, Body: Redact(body, MaxErrorBody, secret)}}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		e.RetryAfter = parseRetryAfter(resp.Header, now)
+	}
+	if loc, err := resp.Location(); err == nil {
+		e.Location = redactLocation(loc, secret)
+	} else if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		e.Location = "nowhere"
+	}
+	return e
+}
+
+// redactLocation returns loc without user information, query or fragment,
+// and without its path if that holds the secret in any spelling.
+func redactLocation(loc *url.URL, secret string) string {
+	loc.User, loc.RawQuery, loc.Fragment, loc.RawFragment = nil, "", "", ""
+	s := loc.String()
+	if secret != "" && (strings.Contains(s, secret) || strings.Contains(loc.Path, secret) ||
+		strings.Contains(s, url.PathEscape(secret)) || strings.Contains(s, url.QueryEscape(secret))) {
+		loc.Path, loc.RawPath = "/[redacted]", ""
+		s = loc.String()
+	}
+	return s
+}
+
+// parseRetryAfter reads Retry-After as seconds or an HTTP date, measured
+// against the answer's own Date when it has one (the server's clock may be
+// off), and caps it at MaxRetryAfter. Anything else is zero.
+func parseRetryAfter(h http.Header, now time.Time) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return min(time.Duration(min(n, int64(MaxRetryAfter/time.Second)))*time.Second, MaxRetryAfter)
+	}
+	at, err := http.ParseTime(v)
+	if err != nil {
+		return 0
+	}
+	if date, err := http.ParseTime(h.Get("Date")); err == nil {
+		now = date
+	}
+	return min(max(at.Sub(now), 0), MaxRetryAfter)
+}
+
+// Transient reports whether err may pass by itself: a network failure, a
+// timeout, a garbled answer, or an answer 408, 429 or 5xx. A refusal of the
+// credentials or the token, another 4xx, and a cancelled context are not.
+func Transient(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var r *Refusal
+	if errors.As(err, &r) {
+		return r.Code == http.StatusRequestTimeout || r.Code == http.StatusTooManyRequests || r.Code >= 500
+	}
+	return true
+}
+
+// Refused reports whether the server refused the token itself (401, 403):
+// the only renewal failure that justifies dropping a token still usable.
+func Refused(err error) bool {
+	var r *Refusal
+	return errors.As(err, &r) && (r.Code == http.StatusUnauthorized || r.Code == http.StatusForbidden)
+}
+
+// RetryAfter returns how long err's answer asked to wait, or zero.
+func RetryAfter(err error) time.Duration {
+	var r *Refusal
+	if errors.As(err, &r) {
+		return r.RetryAfter
+	}
+	return 0
+}
