@@ -13,14 +13,15 @@ import (
 
 	"github.com/econnect-oss/econnect"
 	"github.com/econnect-oss/econnect/econnecttest"
+	"github.com/econnect-oss/econnect/internal/policy"
 	"golang.org/x/oauth2"
 )
 
 const (
 	demoUser = "camera-1"
 	// demoLifetime is short, so that the demo meets a renewal within
-	// seconds: the renewal point of a token living less than twice
-	// EarlyExpiry is half its lifetime.
+	// seconds: a token living less than twice EarlyExpiry is renewed when
+	// between 3/8 and 1/2 of its lifetime is left.
 	demoLifetime = 4 * time.Second
 )
 
@@ -32,6 +33,7 @@ type demo struct {
 	ts     oauth2.TokenSource // cfg.TokenSource(ctx)
 	hc     *http.Client       // authenticates with ts
 	tok    *oauth2.Token      // the last token seen
+	life   time.Duration      // the first token's lifetime, counted from the login's start
 	start  time.Time
 	stderr io.Writer
 }
@@ -84,11 +86,12 @@ func (d *demo) say(format string, a ...any) {
 // login is step 1: the token source logs in.
 func (d *demo) login(context.Context) error {
 	d.say("1) login: cfg.TokenSource(ctx).Token() sends POST %s/api/v1/authenticate", d.srv.Prefix)
+	sent := time.Now()
 	tok, err := d.ts.Token()
 	if err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
-	d.tok = tok
+	d.tok, d.life = tok, tok.Expiry.Sub(sent)
 	name, _ := tok.Extra("username").(string)
 	d.say("   got a token for %q, valid for %s; server: %s", name, left(tok), stats(d.srv.Stats()))
 	return nil
@@ -109,8 +112,12 @@ func (d *demo) call(ctx context.Context) error {
 // renewal is step 3: a call past the renewal point starts a renewal in the
 // background, without making the call wait for it.
 func (d *demo) renewal(ctx context.Context) error {
-	wait := time.Until(d.tok.Expiry.Add(-demoLifetime/2)) + 50*time.Millisecond
-	d.say("3) renewal: the renewal point is half the lifetime; waiting %s to pass it", wait.Round(time.Millisecond))
+	// The latest renewal point the library may draw for this token: d.life
+	// is at most the lifetime the library counts.
+	latest := d.tok.Expiry.Add(-policy.Threshold(d.life, 0, 0))
+	wait := time.Until(latest) + 50*time.Millisecond
+	d.say("3) renewal: the renewal point comes when 3/8 to 1/2 of the lifetime is left; waiting %s to pass it",
+		wait.Round(time.Millisecond))
 	if err := sleep(ctx, wait); err != nil {
 		return err
 	}

@@ -5,14 +5,11 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,38 +25,16 @@ const (
 
 var jwtLine = regexp.MustCompile(`^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\n$`)
 
-// The command is built once, into binDir, by the first test that needs it.
-var (
-	binDir   string
-	buildBin = sync.OnceValues(build)
-)
+// asCommand, set to 1 in a process's environment, makes the test binary run
+// as the command itself: the tests re-execute it rather than build the
+// command a second time, which doubled the first run of go test.
+const asCommand = "ECONNECT_TOKEN_TEST_AS_COMMAND"
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
+	if os.Getenv(asCommand) == "1" {
+		main()
 	}
-	os.Exit(code)
-}
-
-// build compiles the command with the go tool that runs the tests.
-func build() (string, error) {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-	}
-	if binDir, err = os.MkdirTemp("", "econnect-token-test-"); err != nil {
-		return "", err
-	}
-	bin := filepath.Join(binDir, "econnect-token")
-	if runtime.GOOS == "windows" {
-		bin += ".exe"
-	}
-	out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
+	os.Exit(m.Run())
 }
 
 // result is what a run of the command printed and its exit status.
@@ -68,30 +43,44 @@ type result struct {
 	stdout, stderr string
 }
 
-// runBinary runs the built command with only PATH, HOME and env in its
-// environment, so that the developer's ECONNECT_* settings do not leak in.
+// runBinary runs the command in a process of its own (the test binary, see
+// asCommand) with only PATH, HOME, a token cache of its own and env in its
+// environment, so that the developer's ECONNECT_* settings and token cache
+// stay out of it.
 func runBinary(t *testing.T, env map[string]string, stdin string, args ...string) result {
 	t.Helper()
-	bin, err := buildBin()
-	if err != nil {
-		t.Fatalf("building the command: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
+	cmd := commandProcess(t, env, args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
+	err := cmd.Run()
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
 		t.Fatalf("running econnect-token %q: %v", args, err)
 	}
 	return result{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// commandProcess returns the command, not started, as runBinary runs it. A
+// generous deadline kills it if it hangs.
+func commandProcess(t *testing.T, env map[string]string, args ...string) *exec.Cmd {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, exe, args...)
+	// Under -race, a process sleeps a second at exit unless told not to.
+	cmd.Env = []string{asCommand + "=1", "GORACE=atexit_sleep_ms=0", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	if _, ok := env["ECONNECT_CACHE_DIR"]; !ok {
+		cmd.Env = append(cmd.Env, "ECONNECT_CACHE_DIR="+t.TempDir())
+	}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	return cmd
 }
 
 // newServer starts a fake server with the test account, over TLS if asked.
@@ -190,7 +179,7 @@ func TestDemo(t *testing.T) {
 // checkDemoStory checks that the demo told each step on stderr, and no token.
 func checkDemoStory(t *testing.T, stderr, tok string) {
 	t.Helper()
-	for _, want := range []string{"1) login", `got a token for "camera-1", valid for 4s`, "2) POST", "200 OK",
+	for _, want := range []string{"1) login", `got a token for "camera-1", valid for `, "2) POST", "200 OK",
 		"3) renewal", "renewals 0 → 1", "4) the server rotates", "logged in once and retried", "done"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("-demo stderr = %q, want it to contain %q", stderr, want)

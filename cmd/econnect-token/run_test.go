@@ -2,28 +2,48 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/econnect-oss/econnect/econnecttest"
 
 	"github.com/econnect-oss/econnect"
 	"golang.org/x/oauth2"
 )
 
 // runInProcess runs the command in-process with env as its whole
-// environment.
+// environment, and a token cache of its own unless env names one.
 func runInProcess(t *testing.T, env map[string]string, stdin string, args ...string) result {
 	t.Helper()
+	return runWith(t, &process{stdin: strings.NewReader(stdin)}, env, args...)
+}
+
+// runWith runs the command in-process as runInProcess does, with p's stdin.
+func runWith(t *testing.T, p *process, env map[string]string, args ...string) result {
+	t.Helper()
+	cacheDir := t.TempDir()
+	p.getenv = func(k string) string {
+		if v, ok := env[k]; ok || k != "ECONNECT_CACHE_DIR" {
+			return v
+		}
+		return cacheDir
+	}
 	var stdout, stderr bytes.Buffer
-	getenv := func(k string) string { return env[k] }
-	code := run(t.Context(), args, getenv, strings.NewReader(stdin), &stdout, &stderr)
+	p.stdout, p.stderr = &stdout, &stderr
+	code := run(t.Context(), args, p)
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 }
 
@@ -47,11 +67,16 @@ func TestRunUsage(t *testing.T) {
 		{name: "no password", env: noPassword, want: "no password: set ECONNECT_PASSWORD or use -password-stdin"},
 		{name: "empty stdin", env: noPassword, args: []string{"-password-stdin"}, want: "the first line of stdin is empty"},
 		{name: "password flag", env: noPassword, args: []string{"-password=hunter2"}, want: "there is no -password flag"},
-		{name: "value for password-stdin", env: noPassword, args: []string{"-password-stdin=hunter2"}, want: "invalid value for -password-stdin"},
+		{name: "value for password-stdin", env: noPassword, args: []string{"-password-stdin=hunter2"}, want: "-password-stdin takes no value"},
 		{name: "password as argument", env: noPassword, args: []string{"hunter2"}, want: "unexpected arguments after the flags"},
-		{name: "bad timeout", env: full, args: []string{"-timeout", "hunter2"}, want: "invalid value for -timeout"},
+		{name: "bad timeout", env: full, args: []string{"-timeout", "hunter2"}, want: "-timeout takes a duration with a unit, such as 30s"},
+		{name: "timeout without unit", env: full, args: []string{"-timeout", "5"}, want: "-timeout needs a unit, such as 5s"},
+		{name: "timeout without value", env: full, args: []string{"-timeout"}, want: "-timeout needs a value"},
+		{name: "unknown flag", env: full, args: []string{"-verbose"}, want: "there is no -verbose flag"},
+		{name: "unknown flag like a password", env: full, args: []string{"-Hunter2"}, want: "an unknown flag"},
 		{name: "zero timeout", env: full, args: []string{"-timeout", "0s"}, want: "-timeout must be positive"},
 		{name: "bad syntax", env: full, args: []string{"-=hunter2"}, want: "bad flag syntax"},
+		{name: "bad syntax after two dashes", env: full, args: []string{"---hunter2"}, want: "bad flag syntax"},
 		{name: "credentials in url", env: full, args: []string{"-url", "https://bob:hunter2@127.0.0.1:1"}, want: "must not hold a username or password"},
 		{name: "relative url", env: full, args: []string{"-url", "customer.econnectcloud.com/identities"}, want: "must be an absolute https:// (or http://) URL"},
 		{name: "not a url", env: full, args: []string{"-url", "https://hunter2:%zz@127.0.0.1"}, want: "the server URL is not a URL"},
@@ -59,10 +84,15 @@ func TestRunUsage(t *testing.T) {
 		{name: "cacert and insecure", env: full, args: []string{"-cacert", notPEM, "-insecure-skip-verify"}, want: "contradict each other"},
 		{name: "cacert not PEM", env: full, args: []string{"-cacert", notPEM}, want: "holds no PEM certificate"},
 		{name: "cacert missing", env: full, args: []string{"-cacert", notPEM + ".missing"}, want: "no such file"},
-		{name: "renew with password-stdin", env: full, args: []string{"-renew", "-password-stdin"}, want: "-renew needs no password"},
-		{name: "renew without token", env: full, args: []string{"-renew"}, want: "set ECONNECT_TOKEN or give the token on stdin"},
+		{name: "renew with password-stdin", env: full, args: []string{"-renew", "-password-stdin"}, want: "-renew uses no password; drop -password-stdin"},
+		{name: "renew with fresh", env: full, args: []string{"-renew", "-fresh"}, want: "-fresh logs in and -renew does not"},
+		{name: "renew without token or cache", env: full, args: []string{"-renew", "-no-cache"}, want: "set ECONNECT_TOKEN or give the token on stdin"},
+		{name: "renew without token, user or cached token", env: map[string]string{"ECONNECT_URL": "https://127.0.0.1:1"}, args: []string{"-renew"},
+			want: "or name the user whose cached token to renew with -user"},
+		{name: "renew without token or cached token", env: full, args: []string{"-renew"}, want: "none cached for this -user and -url"},
 		{name: "renew garbage", env: full, stdin: "hunter2\n", args: []string{"-renew"}, want: "the token to renew is not usable"},
 		{name: "demo with url", args: []string{"-demo", "-url", "https://127.0.0.1:1"}, want: "-demo runs its own server and takes no -url"},
+		{name: "demo with no-cache", args: []string{"-demo", "-no-cache"}, want: "-demo runs its own server and takes no -no-cache"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,39 +145,32 @@ func TestFirstLine(t *testing.T) {
 		{in: strings.Repeat("x", maxLine+1), wantErr: true},
 	}
 	for _, tt := range tests {
-		got, err := firstLine(strings.NewReader(tt.in))
+		got, err := firstLine(t.Context(), strings.NewReader(tt.in))
 		if got != tt.want || (err != nil) != tt.wantErr {
 			t.Errorf("firstLine(%.20q) = %.20q, %v, want %.20q, error %t", tt.in, got, err, tt.want, tt.wantErr)
 		}
 	}
 }
 
-func TestCheckURL(t *testing.T) {
+func TestParseURL(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		url       string
-		allowHTTP bool
-		wantErr   bool
+		url     string
+		wantErr bool
 	}{
 		{url: "https://customer.econnectcloud.com/identities"},
 		{url: "https://10.0.0.5:5009"},
 		{url: "http://localhost:6009"},
-		{url: "http://LOCALHOST:6009"},
-		{url: "http://127.0.0.1:6009/identities/"},
-		{url: "http://127.255.255.254"},
-		{url: "http://[::1]:6009"},
-		{url: "http://[::ffff:127.0.0.1]:6009"},
-		{url: "http://10.0.0.5:6009", wantErr: true},
-		{url: "http://0.0.0.0:6009", wantErr: true},
-		{url: "http://localhost.example:6009", wantErr: true},
-		{url: "http://10.0.0.5:6009", allowHTTP: true},
+		{url: "http://10.0.0.5:6009"}, // plain http is the library's to refuse
 		{url: "ftp://10.0.0.5", wantErr: true},
 		{url: "/identities", wantErr: true},
+		{url: "customer.econnectcloud.com/identities", wantErr: true},
 		{url: "https://u:p@host", wantErr: true},
+		{url: "https://u:%zz@host", wantErr: true},
 	}
 	for _, tt := range tests {
-		if err := checkURL(tt.url, tt.allowHTTP); (err != nil) != tt.wantErr {
-			t.Errorf("checkURL(%q, %t) = %v, want error %t", tt.url, tt.allowHTTP, err, tt.wantErr)
+		if _, err := parseURL(tt.url); (err != nil) != tt.wantErr {
+			t.Errorf("parseURL(%q) error = %v, want error %t", tt.url, err, tt.wantErr)
 		}
 	}
 }
@@ -203,10 +226,137 @@ func TestHint(t *testing.T) {
 	}
 }
 
-func TestScrub(t *testing.T) {
+func TestOutputDoesNotDependOnThePassword(t *testing.T) {
 	t.Parallel()
-	got := scrub("login failed for pw123 with a.b.c", "pw123", "", "a.b.c")
-	if want := "login failed for [redacted] with [redacted]"; got != want {
-		t.Errorf("scrub() = %q, want %q", got, want)
+	s := newServer(t, false)
+	failing := newServer(t, false)
+	failing.FailLogin(100, econnecttest.Fault{Status: http.StatusServiceUnavailable, Body: `{"error":"down"}`})
+	// Passwords that occur in the messages, or are part of words there.
+	passwords := []string{"password", "e", "wrong", "x", "login", "refused", "econnect-token", " "}
+	tests := []struct {
+		name string
+		srv  *econnecttest.Server
+		args []string
+	}{
+		{name: "wrong password", srv: s},
+		{name: "wrong password, on stdin", srv: s, args: []string{"-password-stdin"}},
+		{name: "server failing", srv: failing},
+		{name: "bad flag", srv: s, args: []string{"-timeout", "5"}},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var first result
+			for i, pw := range passwords {
+				env := map[string]string{"ECONNECT_URL": tt.srv.URL, "ECONNECT_USERNAME": testUser, "ECONNECT_PASSWORD": pw}
+				r := runInProcess(t, env, pw+"\n", tt.args...)
+				if i == 0 {
+					first = r
+					continue
+				}
+				if r != first {
+					t.Errorf("password %q: %+v\nwant the same output as with %q: %+v", pw, r, passwords[0], first)
+				}
+			}
+			if first.code == exitOK || first.stderr == "" {
+				t.Errorf("exit %d, stderr %q; want a failure", first.code, first.stderr)
+			}
+		})
+	}
+}
+
+func TestHelpListsEveryFlag(t *testing.T) {
+	t.Parallel()
+	r := runInProcess(t, nil, "", "-h")
+	newFlagSet(&options{}).VisitAll(func(f *flag.Flag) {
+		if !strings.Contains(r.stdout, "  -"+f.Name+" ") && !strings.Contains(r.stdout, "  -"+f.Name+"\n") {
+			t.Errorf("-h does not list -%s", f.Name)
+		}
+	})
+	for _, want := range []string{"Token cache:", "ECONNECT_CACHE_DIR", "-no-cache", "-fresh", "130, 143"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("-h does not mention %q", want)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	r := runBinary(t, nil, "", "-version")
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		t.Fatal("no build information")
+	}
+	want := "econnect-token " + cmp.Or(bi.Main.Version, "(devel)") + " (" + runtime.Version() + " "
+	if r.code != exitOK || r.stderr != "" || !strings.HasPrefix(r.stdout, want) || strings.Count(r.stdout, "\n") != 1 {
+		t.Errorf("-version: exit %d, stdout %q, stderr %q; want 0 and one line starting %q", r.code, r.stdout, r.stderr, want)
+	}
+}
+
+func TestTerminalPrompts(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, false)
+	tests := []struct {
+		name   string
+		env    map[string]string
+		stdin  string
+		args   []string
+		prompt string // empty: no prompt
+	}{
+		{name: "password", env: map[string]string{"ECONNECT_URL": s.URL, "ECONNECT_USERNAME": testUser}, stdin: testPassword + "\n",
+			args: []string{"-password-stdin"}, prompt: "econnect-token: -password-stdin: type the password and press Enter"},
+		{name: "token", env: map[string]string{"ECONNECT_URL": s.URL}, stdin: login(t, s) + "\n",
+			args: []string{"-renew"}, prompt: "econnect-token: -renew: paste the token to renew and press Enter"},
+		{name: "token from the environment", env: map[string]string{"ECONNECT_URL": s.URL, "ECONNECT_TOKEN": login(t, s)},
+			args: []string{"-renew"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := &process{stdin: strings.NewReader(tt.stdin), stdinTerminal: true}
+			r := runWith(t, p, tt.env, tt.args...)
+			checkToken(t, s, r)
+			if got := strings.TrimSuffix(r.stderr, "\n"); !strings.HasPrefix(got, tt.prompt) || tt.prompt == "" && got != "" {
+				t.Errorf("stderr = %q, want one line starting %q", r.stderr, tt.prompt)
+			}
+		})
+	}
+}
+
+func TestRenewFromTerminalUsesTheCache(t *testing.T) {
+	t.Parallel()
+	s, dir := newServer(t, false), t.TempDir()
+	cached := seedCache(t, s, dir, 30*time.Minute)
+	env := map[string]string{"ECONNECT_URL": s.URL, "ECONNECT_USERNAME": testUser, "ECONNECT_CACHE_DIR": dir}
+	// Nothing to read: the cached token is renewed without waiting for one.
+	p := &process{stdin: failingReader{}, stdinTerminal: true}
+	r := runWith(t, p, env, "-renew")
+	if tok := checkToken(t, s, r); tok == cached || r.stderr != "" {
+		t.Errorf("stderr %q, printed the cached token: %t; want a renewed token and no prompt", r.stderr, tok == cached)
+	}
+}
+
+// failingReader is a terminal that fails the run if the command reads it.
+type failingReader struct{}
+
+func (failingReader) Read([]byte) (int, error) { return 0, errors.New("the terminal was read") }
+
+func TestFirstLineInterrupted(t *testing.T) {
+	t.Parallel()
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.Close() })
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := firstLine(ctx, pr); !errors.Is(err, context.Canceled) {
+		t.Errorf("firstLine(cancelled, a reader that blocks) error = %v, want context.Canceled", err)
+	}
+}
+
+func TestNameMismatchHint(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, true) // its certificate: example.com, *.example.com, 127.0.0.1, ::1
+	env := loginEnv(s)
+	env["ECONNECT_URL"] = strings.Replace(s.URL, "127.0.0.1", "localhost", 1)
+	r := runInProcess(t, env, "", "-cacert", writeCACert(t, s))
+	checkFailure(t, r, exitAuth, "the server's certificate is for example.com, *.example.com, 127.0.0.1, ::1, not for localhost, the host in -url")
 }

@@ -245,7 +245,7 @@ func TestUsageBinary(t *testing.T) {
 	}{
 		{name: "nothing set", want: "use -url or set ECONNECT_URL"},
 		{name: "password flag", args: []string{"-password", "hunter2"}, want: "set ECONNECT_PASSWORD or use -password-stdin"},
-		{name: "unknown flag", args: []string{"-verbose"}, want: "flag provided but not defined: -verbose"},
+		{name: "unknown flag", args: []string{"-verbose"}, want: "there is no -verbose flag"},
 		{name: "missing cacert", env: map[string]string{"ECONNECT_URL": "https://127.0.0.1:1", "ECONNECT_USERNAME": testUser, "ECONNECT_PASSWORD": testPassword},
 			args: []string{"-cacert", "/nonexistent/ca.pem"}, want: "give a PEM file with the server's CA certificate"},
 	}

@@ -1,0 +1,419 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/econnect-oss/econnect"
+	"github.com/econnect-oss/econnect/econnecttest"
+	"golang.org/x/oauth2"
+)
+
+// cacheEnv is loginEnv with the token cache in dir.
+func cacheEnv(s *econnecttest.Server, dir string) map[string]string {
+	env := loginEnv(s)
+	env["ECONNECT_CACHE_DIR"] = dir
+	return env
+}
+
+// testKey is the cache key of the test user at s.
+func testKey(t *testing.T, s *econnecttest.Server) cacheKey {
+	t.Helper()
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newCacheKey(u, testUser, false)
+}
+
+// loadEntry returns the cached entry of the test user at s in dir, or nil.
+func loadEntry(t *testing.T, s *econnecttest.Server, dir string) *cacheEntry {
+	t.Helper()
+	c := &tokenCache{dir: dir, warn: func(f string, a ...any) { t.Errorf("cache warning: "+f, a...) }}
+	return c.load(testKey(t, s))
+}
+
+// seedCache logs in with the library and caches the token as expiring in
+// left, with a lifetime of an hour. It returns the token.
+func seedCache(t *testing.T, s *econnecttest.Server, dir string, left time.Duration) string {
+	t.Helper()
+	cfg := &econnect.Config{BaseURL: s.URL, Username: testUser, Password: testPassword}
+	tok, err := cfg.Token(context.WithValue(t.Context(), oauth2.HTTPClient, s.Client()))
+	if err != nil {
+		t.Fatalf("Token() error = %v", err)
+	}
+	k := testKey(t, s)
+	e := newCacheEntry(k, tok, time.Now(), 0.5)
+	e.Expiry, e.Lifetime = time.Now().Add(left), time.Hour
+	if err := writeFileAtomic(k.file(dir), e); err != nil {
+		t.Fatal(err)
+	}
+	return tok.AccessToken
+}
+
+// checkStats checks the server's login and renewal counts since before.
+func checkStats(t *testing.T, s *econnecttest.Server, before econnecttest.Stats, logins, renewals int) {
+	t.Helper()
+	st := s.Stats()
+	if got := st.Logins - before.Logins; got != logins {
+		t.Errorf("logins = %d, want %d", got, logins)
+	}
+	if got := st.Renewals - before.Renewals; got != renewals {
+		t.Errorf("renewals = %d, want %d", got, renewals)
+	}
+}
+
+// checkNoTempFiles checks that dir holds only cache entries.
+func checkNoTempFiles(t *testing.T, dir string) {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(dir, ".tmp-*"))
+	if err != nil || len(names) > 0 {
+		t.Errorf("temporary files left in the cache: %q (%v)", names, err)
+	}
+}
+
+func TestCacheLoopLogsInOnce(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, false) // 1-hour tokens
+	env := cacheEnv(s, t.TempDir())
+	var first string
+	for i := range 20 {
+		tok := checkToken(t, s, runBinary(t, env, ""))
+		if i == 0 {
+			first = tok
+		} else if tok != first {
+			t.Fatalf("run %d printed another token than the first run", i)
+		}
+	}
+	checkStats(t, s, econnecttest.Stats{}, 1, 0)
+}
+
+func TestCacheParallelRuns(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, false)
+	dir := t.TempDir()
+	env := cacheEnv(s, dir)
+	var wg sync.WaitGroup
+	results := make([]result, 10)
+	for i := range results {
+		wg.Go(func() { results[i] = runBinary(t, env, "") })
+	}
+	wg.Wait()
+	for _, r := range results {
+		checkToken(t, s, r)
+	}
+	logins := s.Stats().Logins
+	t.Logf("10 parallel runs on an empty cache: %d logins", logins)
+	if logins < 1 || logins > 10 {
+		t.Errorf("logins = %d, want 1 to 10", logins)
+	}
+	e := loadEntry(t, s, dir)
+	if e == nil {
+		t.Fatal("no valid cache entry after the parallel runs")
+	}
+	checkNoTempFiles(t, dir)
+	if tok := checkToken(t, s, runBinary(t, env, "")); tok != e.Token {
+		t.Errorf("a later run printed another token than the cached one")
+	}
+	checkStats(t, s, econnecttest.Stats{Logins: logins}, 0, 0)
+}
+
+func TestCacheStates(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name             string
+		left             time.Duration // of the cached token
+		args             []string
+		fault            *econnecttest.Fault // of the next renewal
+		rotate           bool                // the server refuses the cached token
+		logins, renewals int
+		wantCached       bool   // prints the cached token
+		keepsCache       bool   // leaves the cached token in the cache
+		wantStderr       string // empty: nothing on stderr
+	}{
+		{name: "fresh", left: 30 * time.Minute, wantCached: true},
+		{name: "due", left: 2 * time.Minute, renewals: 1},
+		{name: "under the safety margin", left: 5 * time.Second, renewals: 1},
+		{name: "expired", left: -time.Second, logins: 1},
+		{name: "due, renewal refused", left: 2 * time.Minute, rotate: true, logins: 1, renewals: 1},
+		{name: "due, renewal failing", left: 2 * time.Minute, fault: &econnecttest.Fault{Status: 503}, renewals: 1,
+			wantCached: true, wantStderr: "econnect-token: warning: could not renew the cached token (renewal refused: 503"},
+		{name: "under the margin, renewal failing", left: 5 * time.Second, fault: &econnecttest.Fault{Status: 503},
+			logins: 1, renewals: 1},
+		{name: "fresh with -fresh", left: 30 * time.Minute, args: []string{"-fresh"}, logins: 1},
+		{name: "fresh with -no-cache", left: 30 * time.Minute, args: []string{"-no-cache"}, logins: 1, keepsCache: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, dir := newServer(t, false), t.TempDir()
+			cached := seedCache(t, s, dir, tt.left)
+			if tt.fault != nil {
+				s.FailRenew(1, *tt.fault)
+			}
+			if tt.rotate {
+				s.RotateKey()
+			}
+			before := s.Stats()
+			r := runInProcess(t, cacheEnv(s, dir), "", tt.args...)
+			tok := checkCachedRun(t, s, r, cached, tt.wantCached, tt.wantStderr)
+			if tt.keepsCache {
+				tok = cached
+			}
+			if e := loadEntry(t, s, dir); e == nil || e.Token != tok {
+				t.Errorf("the cache does not hold the token it should")
+			}
+			checkStats(t, s, before, tt.logins, tt.renewals)
+		})
+	}
+}
+
+// checkCachedRun checks what a run with a cached token printed, and returns
+// the token.
+func checkCachedRun(t *testing.T, s *econnecttest.Server, r result, cached string, wantCached bool, wantStderr string) string {
+	t.Helper()
+	if r.code != exitOK || !jwtLine.MatchString(r.stdout) {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want 0 and a token", r.code, r.stdout, r.stderr)
+	}
+	tok := strings.TrimSpace(r.stdout)
+	if got := tok == cached; got != wantCached {
+		t.Errorf("printed the cached token: %t, want %t", got, wantCached)
+	}
+	if !wantCached {
+		if _, err := s.VerifyToken(tok); err != nil {
+			t.Errorf("VerifyToken(printed token) error = %v", err)
+		}
+	}
+	if wantStderr == "" && r.stderr != "" || !strings.HasPrefix(r.stderr, wantStderr) || strings.Count(r.stderr, "\n") > 1 {
+		t.Errorf("stderr = %q, want %q", r.stderr, wantStderr)
+	}
+	return tok
+}
+
+func TestCacheNoCacheWritesNothing(t *testing.T) {
+	t.Parallel()
+	s, dir := newServer(t, false), t.TempDir()
+	for range 2 {
+		checkToken(t, s, runInProcess(t, cacheEnv(s, dir), "", "-no-cache"))
+	}
+	checkStats(t, s, econnecttest.Stats{}, 2, 0)
+	if names, _ := os.ReadDir(dir); len(names) != 0 {
+		t.Errorf("-no-cache left %d files in the cache directory", len(names))
+	}
+}
+
+func TestCacheFileModes(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS == "windows" {
+		t.Skip("file modes do not say who may read a file on Windows")
+	}
+	s := newServer(t, false)
+	dir := filepath.Join(t.TempDir(), "cache", "econnect") // made by the command
+	checkToken(t, s, runBinary(t, cacheEnv(s, dir), ""))
+	checkMode(t, dir, 0o700)
+	checkMode(t, testKey(t, s).file(dir), 0o600)
+	checkNoTempFiles(t, dir)
+}
+
+func checkMode(t *testing.T, name string, want os.FileMode) {
+	t.Helper()
+	fi, err := os.Stat(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != want {
+		t.Errorf("mode of %s = %04o, want %04o", filepath.Base(name), got, want)
+	}
+}
+
+func TestCacheBadFilesAreReplaced(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		spoil      func(t *testing.T, s *econnecttest.Server, file string)
+		unix       bool   // only where file modes say who may read a file
+		wantStderr string // empty: nothing on stderr
+	}{
+		{name: "corrupt", spoil: writeBytes([]byte(`{"version":1,"url":`))},
+		{name: "not JSON", spoil: writeBytes([]byte("\x00\x01garbage"))},
+		{name: "empty", spoil: writeBytes(nil)},
+		{name: "too large", spoil: padded},
+		{name: "another server", spoil: entryFor("http://127.0.0.1:1", "")},
+		{name: "another user", spoil: entryFor("", "someone-else")},
+		{name: "not a JWT", spoil: writeEntry(func(e *cacheEntry) { e.Token = "not-a-jwt" })},
+		{name: "bad lifetime", spoil: writeEntry(func(e *cacheEntry) { e.Lifetime = -time.Hour })},
+		{name: "other version", spoil: writeEntry(func(e *cacheEntry) { e.Version = 2 })},
+		{name: "readable by others", unix: true, spoil: chmod(0o644),
+			wantStderr: "econnect-token: warning: ignoring the cached token in "},
+		{name: "writable by the group", unix: true, spoil: chmod(0o620),
+			wantStderr: "econnect-token: warning: ignoring the cached token in "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if tt.unix && runtime.GOOS == "windows" {
+				t.Skip("file modes do not say who may read a file on Windows")
+			}
+			s, dir := newServer(t, false), t.TempDir()
+			seedCache(t, s, dir, 30*time.Minute)
+			tt.spoil(t, s, testKey(t, s).file(dir))
+			before := s.Stats()
+			r := runInProcess(t, cacheEnv(s, dir), "")
+			tok := checkToken(t, s, r)
+			checkStats(t, s, before, 1, 0)
+			if tt.wantStderr == "" && r.stderr != "" || !strings.HasPrefix(r.stderr, tt.wantStderr) || strings.Count(r.stderr, "\n") > 1 {
+				t.Errorf("stderr = %q, want %q", r.stderr, tt.wantStderr)
+			}
+			if e := loadEntry(t, s, dir); e == nil || e.Token != tok {
+				t.Errorf("the spoilt file was not replaced by the new token")
+			}
+		})
+	}
+}
+
+func writeBytes(data []byte) func(*testing.T, *econnecttest.Server, string) {
+	return func(t *testing.T, _ *econnecttest.Server, file string) {
+		if err := os.WriteFile(file, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// padded makes the file a valid entry followed by spaces past the size
+// limit.
+func padded(t *testing.T, _ *econnecttest.Server, file string) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeBytes(append(data, strings.Repeat(" ", maxCacheFile)...))(t, nil, file)
+}
+
+// writeEntry changes the cached entry with change.
+func writeEntry(change func(*cacheEntry)) func(*testing.T, *econnecttest.Server, string) {
+	return func(t *testing.T, _ *econnecttest.Server, file string) {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e cacheEntry
+		if err := json.Unmarshal(data, &e); err != nil {
+			t.Fatal(err)
+		}
+		change(&e)
+		if err := writeFileAtomic(file, &e); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// entryFor makes the entry one of another server or user (empty: the same),
+// as a copied file would be.
+func entryFor(url, user string) func(*testing.T, *econnecttest.Server, string) {
+	return writeEntry(func(e *cacheEntry) {
+		if url != "" {
+			e.URL = url
+		}
+		if user != "" {
+			e.User = user
+		}
+	})
+}
+
+func chmod(mode os.FileMode) func(*testing.T, *econnecttest.Server, string) {
+	return func(t *testing.T, _ *econnecttest.Server, file string) {
+		if err := os.Chmod(file, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestCacheUnwritable(t *testing.T) {
+	t.Parallel()
+	s, dir := newServer(t, false), t.TempDir()
+	// A directory where the entry belongs: it can be neither read nor
+	// replaced, which costs a warning, never the token.
+	if err := os.Mkdir(testKey(t, s).file(dir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r := runInProcess(t, cacheEnv(s, dir), "")
+	checkToken(t, s, r)
+	if !strings.HasPrefix(r.stderr, "econnect-token: warning: could not cache the token: ") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("stderr = %q, want one warning that the token could not be cached", r.stderr)
+	}
+	checkNoTempFiles(t, dir)
+}
+
+func TestCacheRenew(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name             string
+		left             time.Duration
+		env              map[string]string
+		rotate           bool
+		wantCode         int
+		want             string // on stderr, for a failure
+		logins, renewals int
+	}{
+		{name: "fresh cached token", left: 30 * time.Minute, renewals: 1},
+		{name: "expired cached token", left: -time.Second, wantCode: exitAuth, want: "the cached token has expired; log in again without -renew"},
+		{name: "refused cached token", left: 30 * time.Minute, rotate: true, wantCode: exitAuth, want: "log in again without -renew", renewals: 1},
+		{name: "another user's token", left: 30 * time.Minute, env: map[string]string{"ECONNECT_USERNAME": "someone-else"},
+			wantCode: exitUsage, want: "none cached for this -user and -url"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, dir := newServer(t, false), t.TempDir()
+			cached := seedCache(t, s, dir, tt.left)
+			if tt.rotate {
+				s.RotateKey()
+			}
+			// With the password at hand, -renew still never logs in.
+			env := map[string]string{"ECONNECT_URL": s.URL, "ECONNECT_USERNAME": testUser, "ECONNECT_PASSWORD": testPassword,
+				"ECONNECT_CACHE_DIR": dir}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			before := s.Stats()
+			r := runInProcess(t, env, "", "-renew")
+			checkStats(t, s, before, tt.logins, tt.renewals)
+			if tt.wantCode != exitOK {
+				checkFailure(t, r, tt.wantCode, tt.want, cached)
+				checkRefusedDropped(t, s, dir, tt.rotate)
+				return
+			}
+			if tok := checkToken(t, s, r); tok == cached {
+				t.Errorf("-renew printed the cached token")
+			} else if e := loadEntry(t, s, dir); e == nil || e.Token != tok {
+				t.Errorf("the cache does not hold the renewed token")
+			}
+		})
+	}
+}
+
+// checkRefusedDropped checks that the cache entry is gone if the server
+// refused it, and there otherwise.
+func checkRefusedDropped(t *testing.T, s *econnecttest.Server, dir string, refused bool) {
+	t.Helper()
+	if e := loadEntry(t, s, dir); (e == nil) != refused {
+		t.Errorf("cache entry after a failed -renew: %t, want %t", e != nil, !refused)
+	}
+}
+
+func TestRenewOtherUsersToken(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, false)
+	env := map[string]string{"ECONNECT_URL": s.URL, "ECONNECT_TOKEN": login(t, s)}
+	r := runInProcess(t, env, "", "-renew", "-user", "other")
+	checkFailure(t, r, exitUsage, "the token belongs to another user than -user")
+	checkStats(t, s, econnecttest.Stats{Logins: 1}, 0, 0)
+}
