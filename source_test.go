@@ -21,13 +21,14 @@ import (
 	"time"
 
 	"github.com/econnect-oss/econnect/econnecttest"
+	"github.com/econnect-oss/econnect/internal/policy"
 	"go.uber.org/goleak"
 	"golang.org/x/oauth2"
 )
 
-// These tests drive the token source on a fake clock. Tests of the public
-// API as users and attackers use it, on the real clock, are in
-// internal/e2e; the wire exchange and the policy have their own beside them.
+// These tests drive the token source on a fake clock. The public API on the
+// real clock is tested in internal/e2e; the wire exchange and the policy
+// beside their code.
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -114,11 +115,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 	}
 }
 
-func (c *fakeClock) StepWall(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.wall = c.wall.Add(d)
-}
+func (c *fakeClock) StepWall(d time.Duration) { c.mu.Lock(); c.wall = c.wall.Add(d); c.mu.Unlock() }
 
 // fixture is a fake server and a Config for it, sharing one fake clock.
 type fixture struct {
@@ -128,10 +125,7 @@ type fixture struct {
 	cfg Config
 }
 
-func newFixture(t testing.TB) *fixture {
-	t.Helper()
-	return newFixtureAt(t, epoch)
-}
+func newFixture(t testing.TB) *fixture { return newFixtureAt(t, epoch) }
 
 func newFixtureAt(t testing.TB, start time.Time) *fixture {
 	t.Helper()
@@ -161,12 +155,6 @@ func (f *fixture) source(t testing.TB, saved *oauth2.Token) *source {
 }
 
 func (f *fixture) stats() econnecttest.Stats { return f.srv.Stats() }
-
-// authCalls is the number of logins and renewals the server has seen.
-func (f *fixture) authCalls() int {
-	st := f.srv.Stats()
-	return st.Logins + st.Renewals
-}
 
 // With the fixture's 1-hour tokens: a lifetime of 3599 s (a second off for
 // the truncated iat), renewal due 225 s before expiry, margin 10 s.
@@ -316,69 +304,49 @@ func parallel(n int, fn func(i int)) {
 	done.Wait()
 }
 
-// hold makes the next login or renewal wait until the server has seen it
-// and release is closed.
-func holdUntil(f *fixture, release chan struct{}, calls func() int) {
-	go func() {
-		for calls() == 0 {
-			runtime.Gosched()
-		}
-		close(release)
-	}()
-}
-
-// TestColdStart: 64 concurrent callers cause exactly one login.
-func TestColdStart(t *testing.T) {
-	f := newFixture(t)
-	hold := make(chan struct{})
-	f.srv.FailLogin(1, econnecttest.Fault{Wait: hold}) // all 64 arrive while the login is held
-	s := f.source(t, nil)
-	ts := s.reuse()
-	var got [64]string
-	holdUntil(f, hold, func() int { return f.stats().Logins })
-	parallel(64, func(i int) {
-		tok, err := ts.Token()
-		if err != nil {
-			t.Errorf("caller %d: error = %v", i, err)
-			return
-		}
-		got[i] = tok.AccessToken
-	})
-	if st := f.stats(); st.Logins != 1 {
-		t.Errorf("Stats().Logins = %d, want 1", st.Logins)
-	}
-	for i := range got {
-		if got[i] == "" || got[i] != got[0] {
-			t.Fatalf("caller %d got a different or empty token", i)
-		}
-	}
-}
-
-// TestRenewalInBackground: at the renewal point, 64 callers keep the current
-// token without waiting while exactly one renewal runs, and a new token
-// comes after it.
+// TestRenewalInBackground: from the renewal point, 64 callers keep the
+// current token without waiting while exactly one renewal runs for as long
+// as the safety margin, and a new token comes after it; also with an
+// EarlyExpiry below the margin (1 s, 20 s tokens: renewal at 3.8 s left).
 func TestRenewalInBackground(t *testing.T) {
-	f := newFixture(t)
-	s := f.source(t, nil)
-	first := mustToken(t, s)
-	hold := make(chan struct{})
-	f.srv.FailRenew(1, econnecttest.Fault{Wait: hold})
-	f.clk.Advance(dueIn)
-	parallel(64, func(int) {
-		for range 10 {
-			if tok, err := s.current(context.Background(), true); err != nil || tok != first {
-				t.Errorf("caller got %v, %v while the renewal is held; want the current token", tok, err)
-				return
+	for _, tt := range []struct {
+		name         string
+		lifetime     time.Duration // the server's; ours is a second less
+		early, dueIn time.Duration
+	}{
+		{"1-hour tokens", time.Hour, 0, dueIn},
+		{"EarlyExpiry under the margin", 20 * time.Second, time.Second, 19*time.Second - 3800*time.Millisecond + 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.srv.SetLifetime(tt.lifetime)
+			f.cfg.EarlyExpiry = tt.early
+			s := f.source(t, nil)
+			first := mustToken(t, s)
+			hold := make(chan struct{})
+			f.srv.FailRenew(1, econnecttest.Fault{Wait: hold})
+			f.clk.Advance(tt.dueIn)
+			mustToken(t, s) // starts the renewal
+			for f.stats().Renewals == 0 {
+				runtime.Gosched() // until the server holds it
 			}
-		}
-	})
-	close(hold)
-	s.wg.Wait()
-	if st := f.stats(); st.Logins != 1 || st.Renewals != 1 {
-		t.Errorf("Stats = %+v, want 1 login and 1 renewal", st)
-	}
-	if tok := mustToken(t, s); tok == first || !tok.timing.Expiry.Equal(f.clk.Wall().Add(life1h)) {
-		t.Errorf("after the renewal: expiry %v, want a new token expiring %v", tok.timing.Expiry, f.clk.Wall().Add(life1h))
+			sent := f.clk.Wall()
+			f.clk.Advance(policy.Margin(first.timing.Lifetime) - 1)
+			parallel(64, func(int) {
+				if tok, err := s.current(context.Background(), true); err != nil || tok != first {
+					t.Errorf("caller got %v, %v while the renewal is held; want the current token", tok, err)
+				}
+			})
+			close(hold)
+			s.wg.Wait()
+			if st := f.stats(); st.Logins != 1 || st.Renewals != 1 {
+				t.Errorf("Stats = %+v, want 1 login and 1 renewal", st)
+			}
+			want := sent.Add(tt.lifetime - time.Second)
+			if tok := mustToken(t, s); tok == first || !tok.timing.Expiry.Equal(want) {
+				t.Errorf("after the renewal: expiry %v, want a new token expiring %v", tok.timing.Expiry, want)
+			}
+		})
 	}
 }
 
@@ -604,7 +572,6 @@ func TestClockSteps(t *testing.T) {
 		t.Fatal("current() error = nil, want the 503")
 	}
 	f.clk.StepWall(-time.Hour)
-	f.srv.SetClock(f.clk.Wall)
 	f.clk.Advance(time.Second)
 	first := mustToken(t, s) // the 1 s backoff is over, whatever the wall clock did
 	f.clk.StepWall(2 * time.Hour)
@@ -686,102 +653,6 @@ func TestRetryAfter(t *testing.T) {
 	}
 }
 
-// TestEarlyExpiryFloor: whatever EarlyExpiry, the renewal starts early enough
-// that a renewal answering within the safety margin keeps callers from
-// waiting (EarlyExpiry 1 s, 20 s tokens, renewals of 500 ms).
-func TestEarlyExpiryFloor(t *testing.T) {
-	f := newFixture(t)
-	f.cfg.EarlyExpiry = time.Second
-	f.srv.SetLifetime(20 * time.Second) // 19 s: margin 1.9 s, renewal at 3.8 s left
-	s := f.source(t, nil)
-	first := mustToken(t, s)
-	hold := make(chan struct{})
-	f.srv.FailRenew(1, econnecttest.Fault{Wait: hold})
-	f.clk.Advance(19*time.Second - 3800*time.Millisecond + time.Millisecond)
-	mustToken(t, s)
-	f.clk.Advance(500 * time.Millisecond) // the renewal takes 500 ms
-	if tok := mustToken(t, s); tok != first {
-		t.Error("callers lost the token while a renewal within the margin ran")
-	}
-	close(hold)
-	s.wg.Wait()
-	if tok := mustToken(t, s); tok == first || f.stats().Renewals != 1 {
-		t.Errorf("after the renewal: %d renewals, new token %t; want 1 and a new token", f.stats().Renewals, tok != first)
-	}
-}
-
-// TestNewClientKeepsRenewalPoint: oauth2.NewClient over TokenSource renews at
-// the renewal point, not 10 s before expiry. oauth2's cache reads the real
-// clock, so the fake clock starts in the past and then catches up.
-func TestNewClientKeepsRenewalPoint(t *testing.T) {
-	f := newFixtureAt(t, time.Now().Add(-dueIn).Round(0))
-	f.srv.Handle("/api/v1/ping", http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	s := f.source(t, nil)
-	ts := s.reuse()
-	if oauth2.ReuseTokenSource(nil, ts) != ts {
-		t.Fatal("oauth2.ReuseTokenSource(nil, TokenSource) wraps it again; want it used as it is")
-	}
-	hc := oauth2.NewClient(f.ctx, ts)
-	for range 2 {
-		resp, err := hc.Get(f.srv.URL + "/api/v1/ping")
-		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("Get() = %v, %v; want 200", resp, err)
-		}
-		resp.Body.Close()
-		f.clk.Advance(dueIn) // just past the renewal point, on both clocks
-	}
-	s.wg.Wait()
-	if st := f.stats(); st.Renewals != 1 {
-		t.Errorf("Stats().Renewals = %d, want 1: the renewal point was not kept", st.Renewals)
-	}
-}
-
-// TestCancel: the source's cancelled ctx fails calls promptly without any
-// auth call; a caller that stops waiting does not cancel the login for the
-// others.
-func TestCancel(t *testing.T) {
-	t.Run("source ctx cancelled before use", func(t *testing.T) {
-		f := newFixture(t)
-		ctx, cancel := context.WithCancel(f.ctx)
-		cancel()
-		f.ctx = ctx
-		if _, err := f.source(t, nil).Token(); !errors.Is(err, context.Canceled) || f.stats().Logins != 0 {
-			t.Errorf("Token() = %v after %d logins, want context.Canceled and no login", err, f.stats().Logins)
-		}
-	})
-	t.Run("source ctx cancelled during a login", func(t *testing.T) {
-		f := newFixture(t)
-		ctx, cancel := context.WithCancel(f.ctx)
-		f.ctx = ctx
-		f.srv.FailLogin(1, econnecttest.Fault{Hang: true})
-		s := f.source(t, nil)
-		go func() {
-			for f.stats().Logins == 0 {
-				runtime.Gosched()
-			}
-			cancel()
-		}()
-		if _, err := s.Token(); !errors.Is(err, context.Canceled) {
-			t.Errorf("Token() error = %v, want context.Canceled", err)
-		}
-	})
-	t.Run("waiter gives up, login goes on", func(t *testing.T) {
-		f := newFixture(t)
-		hold := make(chan struct{})
-		f.srv.FailLogin(1, econnecttest.Fault{Wait: hold})
-		s := f.source(t, nil)
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		if _, err := s.current(ctx, true); !errors.Is(err, context.Canceled) {
-			t.Errorf("current(cancelled) error = %v, want context.Canceled", err)
-		}
-		close(hold)
-		if _, err := s.current(context.Background(), true); err != nil || f.stats().Logins != 1 {
-			t.Errorf("current() = %v after %d logins, want the one shared login's token", err, f.stats().Logins)
-		}
-	})
-}
-
 // simulate calls the source every step for total, letting each renewal
 // finish, and returns the number of auth calls and of distinct tokens. It
 // fails the test if a token under its safety margin is handed out.
@@ -800,7 +671,7 @@ func simulate(t testing.TB, f *fixture, s *source, step, total time.Duration) (c
 		s.wg.Wait()
 		f.clk.Advance(step)
 	}
-	return f.authCalls(), tokens
+	return f.stats().Logins + f.stats().Renewals, tokens
 }
 
 // TestServerClockSkew: a server clock 10 minutes ahead or behind changes
@@ -883,31 +754,6 @@ func TestEndpointAlways401(t *testing.T) {
 		}
 		if got, logins := calls.Load(), int32(f.stats().Logins); got != st.wantCalls || logins != st.wantLogins {
 			t.Errorf("step %d: %d calls and %d logins, want %d and %d", i, got, logins, st.wantCalls, st.wantLogins)
-		}
-	}
-}
-
-// TestSpurious401: 401s on one request in five cause at most one login a
-// second: the retry with a fresh token succeeds each time, so only the
-// spacing holds the logins back.
-func TestSpurious401(t *testing.T) {
-	f := newFixture(t)
-	var n atomic.Int32
-	f.srv.Handle("/api/v1/flaky", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if n.Add(1)%5 == 0 {
-			w.WriteHeader(http.StatusUnauthorized)
-		}
-	}))
-	hc := &http.Client{Transport: &Transport{Source: f.source(t, nil), Base: f.srv.Client().Transport}}
-	for i := range 500 {
-		resp, err := hc.Get(f.srv.URL + "/api/v1/flaky")
-		if err != nil {
-			t.Fatalf("Get() error = %v", err)
-		}
-		resp.Body.Close()
-		f.clk.Advance(10 * time.Millisecond) // 500 requests in 5 s
-		if want := 2 + i/100; f.stats().Logins > want {
-			t.Fatalf("after %d requests (%v): %d logins, want at most %d", i+1, time.Duration(i+1)*10*time.Millisecond, f.stats().Logins, want)
 		}
 	}
 }
