@@ -88,14 +88,13 @@ type source struct {
 	ctx    context.Context
 	clock  *clock
 	origin origin // where tokens may go
-	// draw places the renewal point of each of this source's tokens in its
-	// window (see policy.Threshold). One draw per source, not per token:
-	// sources that logged in together then drift further apart with every
-	// lifetime instead of meeting again around the window's middle.
+	// draw places each token's renewal point in its window: once per
+	// source, not per token, so that sources that logged in together drift
+	// apart with every lifetime instead of meeting again mid-window.
 	draw float64
 
-	// snap is tok while it is fresh, read without the lock until its
-	// renewal point; nil otherwise.
+	// snap is tok unless a request saw it refused; current reads it
+	// without the lock until its renewal point.
 	snap atomic.Pointer[token]
 
 	mu      sync.Mutex // guards the fields below
@@ -133,17 +132,6 @@ func newSource(ctx context.Context, c *Config, saved *oauth2.Token) *source {
 	return s
 }
 
-// reuse wraps s for callers. Its margin, at least the renewal window and the
-// safety margin, makes the wrapper ask s again from the renewal point on, so
-// that s decides when to renew and what to hand out.
-func (s *source) reuse() oauth2.TokenSource {
-	early := s.cfg.EarlyExpiry
-	if early <= 0 {
-		early = policy.DefaultEarlyExpiry
-	}
-	return oauth2.ReuseTokenSourceWithExpiry(nil, s, max(early, policy.MaxMargin))
-}
-
 // Token returns a new copy of a usable token; see current.
 func (s *source) Token() (*oauth2.Token, error) {
 	t, err := s.current(s.ctx, false)
@@ -163,10 +151,20 @@ func (s *source) Token() (*oauth2.Token, error) {
 // while ctx allows; past that it fails at once with the last error. The
 // attempts are the backoff's: waiting adds none.
 func (s *source) current(ctx context.Context, patient bool) (*token, error) {
-	if t := s.snap.Load(); t != nil && s.clock.wall().Before(t.renewAt) {
+	if t := s.snap.Load(); t != nil && s.readNow().Before(t.renewAt) {
 		return t, nil // fresh: the common case, without the lock
 	}
 	return s.decide(ctx, patient)
+}
+
+// readNow is the wall clock for current's lock-free read: with the system
+// clock, time.Now itself, without the indirect call (Before compares wall
+// readings, renewAt having no monotonic one).
+func (s *source) readNow() time.Time {
+	if s.clock == systemClock {
+		return time.Now()
+	}
+	return s.clock.wall()
 }
 
 // decide is current past its lock-free read: the one switch on the state.
@@ -266,7 +264,7 @@ func (s *source) fetch(st policy.State, old *token) (*token, error) {
 		if t == old {
 			t, err = nil, errSameToken // its expiry stands; try again later
 		}
-		if err == nil || s.cfg.Password == "" || !wire.Refused(err) && err != errUnusable && s.usable(old) {
+		if err == nil || s.cfg.Password == "" || !s.replaceable(old, err) {
 			return t, err
 		}
 		s.log(slog.LevelInfo, "econnect: renewal failed; logging in again", err)
@@ -298,11 +296,17 @@ var (
 	errUnusable = errors.New("econnect: renewal: no answer while the token was usable")
 )
 
-// usable reports whether t is still the current token and may be handed out.
-func (s *source) usable(t *token) bool {
+// replaceable reports whether old, whose renewal failed with err, is to be
+// replaced by a login now: the server refused it (then it is dropped, so
+// that nobody gets it while the login runs), or it can no longer be used.
+func (s *source) replaceable(old *token, err error) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.tok == t && s.stateLocked(s.clock.wall()).Usable()
+	if wire.Refused(err) && s.tok == old {
+		s.tok = nil
+		s.publishLocked()
+	}
+	return s.tok != old || err == errUnusable || !s.stateLocked(s.clock.wall()).Usable()
 }
 
 // finish records the outcome of a flight that set out to replace old, and
@@ -371,12 +375,6 @@ func (s *source) publishLocked() {
 		return
 	}
 	s.snap.Store(s.tok)
-}
-
-// Format prints only the username, for every verb: the source holds the
-// password and tokens, and is reachable from a Client's Transport.
-func (s *source) Format(f fmt.State, _ rune) {
-	fmt.Fprintf(f, "econnect.TokenSource{Username:%q}", s.cfg.Username)
 }
 
 // An event is a log line decided under the lock and written after it.

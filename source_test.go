@@ -379,8 +379,8 @@ func TestRenewalFailures(t *testing.T) {
 			if st := f.stats(); st.Logins != tt.wantLogins || st.Renewals != 1 {
 				t.Errorf("Stats = %+v, want %d logins and 1 renewal", st, tt.wantLogins)
 			}
-			if tt.wantLogins == 1 && (err != nil || tok != first) {
-				t.Errorf("current() = %v, %v; want the usable token kept", tok, err)
+			if kept := err == nil && tok == first; kept != (tt.wantLogins == 1) {
+				t.Errorf("current() = %v, %v; want the token kept %t (a refused one is dropped even when the login fails)", tok, err, tt.wantLogins == 1)
 			}
 		})
 	}

@@ -100,11 +100,28 @@ func (t *Transport) Format(f fmt.State, _ rune) {
 	fmt.Fprintf(f, "&econnect.Transport{Source:%T, Base:%T}", t.Source, t.Base)
 }
 
+// Format prints only the username, for every verb: the source holds the
+// password and tokens, and is reachable from a Client's Transport.
+func (s *source) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "econnect.TokenSource{Username:%q}", s.cfg.Username)
+}
+
 func (t *Transport) base() http.RoundTripper {
 	if t.Base != nil {
 		return t.Base
 	}
 	return http.DefaultTransport
+}
+
+// reuse wraps s for callers. Its margin, at least the renewal window and the
+// safety margin, makes the wrapper ask s again from the renewal point on, so
+// that s decides when to renew and what to hand out.
+func (s *source) reuse() oauth2.TokenSource {
+	early := s.cfg.EarlyExpiry
+	if early <= 0 {
+		early = policy.DefaultEarlyExpiry
+	}
+	return oauth2.ReuseTokenSourceWithExpiry(nil, s, max(early, policy.MaxMargin))
 }
 
 // sourceOf returns the source of this package behind ts, without asking ts
@@ -116,8 +133,13 @@ func (t *Transport) base() http.RoundTripper {
 // than quietly turning hand-built Transports into plain oauth2 ones.
 func sourceOf(ts oauth2.TokenSource) *source {
 	if s, ok := ts.(*source); ok {
-		return s
+		return s // Client's: a check cheap enough to inline
 	}
+	return wrapped(ts)
+}
+
+// wrapped is sourceOf for a Source that is not the source itself.
+func wrapped(ts oauth2.TokenSource) *source {
 	v := reflect.ValueOf(ts)
 	for range 4 { // a reuse wrapper around a reuse wrapper, and so on
 		if reuseNew < 0 || v.Type() != reuseType || v.IsNil() {
@@ -290,12 +312,11 @@ func originOf(c *Config) origin {
 // spelling (case, a default port written out) takes the full comparison.
 // Neither allocates.
 func (o *origin) matches(u *url.URL) bool {
-	switch {
-	case o.host == "":
-		return false
-	case u.Scheme == o.scheme && u.Host == o.host:
-		return true
-	}
+	return o.host != "" && (u.Scheme == o.scheme && u.Host == o.host || o.respelled(u))
+}
+
+// respelled reports whether u names the origin in another spelling.
+func (o *origin) respelled(u *url.URL) bool {
 	ou := url.URL{Scheme: o.scheme, Host: o.host}
 	return strings.EqualFold(u.Scheme, ou.Scheme) &&
 		strings.EqualFold(u.Hostname(), ou.Hostname()) &&

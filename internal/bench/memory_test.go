@@ -24,23 +24,27 @@ const idle = 1000
 // Extra("username"). It reports B/source.
 func BenchmarkIdleSource(b *testing.B) {
 	for _, users := range []string{"one", "distinct"} {
-		jwts := make([]string, idle)
-		for i := range jwts {
-			u := 0
-			if users == "distinct" {
-				u = i
+		// jwt returns token i of a round: for distinct users, each round's
+		// users are new, so that no map is left over from an earlier round.
+		round := -1
+		jwt := func(i int) string {
+			if i == 0 {
+				round++
 			}
-			jwts[i] = newJWTFor(i, u)
+			if users == "one" {
+				return newJWTFor(i, 0)
+			}
+			return newJWTFor(i, round*idle+i)
 		}
 		cfg := &econnect.Config{BaseURL: "https://camera.example/identities"}
 		b.Run("users="+users+"/impl=floor", func(b *testing.B) {
 			perItem(b, func(i int) any {
-				return &oauth2.Token{AccessToken: strings.Clone(jwts[i]), TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)}
+				return &oauth2.Token{AccessToken: jwt(i), TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)}
 			})
 		})
 		b.Run("users="+users+"/impl=econnect", func(b *testing.B) {
 			perItem(b, func(i int) any {
-				tok, err := econnect.ParseToken(strings.Clone(jwts[i]))
+				tok, err := econnect.ParseToken(jwt(i))
 				if err != nil {
 					b.Fatal(err)
 				}
