@@ -84,16 +84,21 @@ func refusal(op string, resp *http.Response, body []byte, secret string, now tim
 }
 
 // redactLocation returns loc without user information, query or fragment,
-// and without its path if that holds the secret in any spelling.
+// and without its path if that holds the secret in any spelling, or at all
+// if its host does (host names ignore case).
 func redactLocation(loc *url.URL, secret string) string {
 	loc.User, loc.RawQuery, loc.Fragment, loc.RawFragment = nil, "", "", ""
-	s := loc.String()
-	if secret != "" && (strings.Contains(s, secret) || strings.Contains(loc.Path, secret) ||
-		strings.Contains(s, url.PathEscape(secret)) || strings.Contains(s, url.QueryEscape(secret))) {
-		loc.Path, loc.RawPath = "/[redacted]", ""
-		s = loc.String()
+	holds := func(s string) bool {
+		return secret != "" && (strings.Contains(s, secret) || strings.Contains(s, url.PathEscape(secret)) ||
+			strings.Contains(s, url.QueryEscape(secret)) || strings.Contains(strings.ToLower(s), strings.ToLower(secret)))
 	}
-	return s
+	if holds(loc.Host) {
+		return "[redacted]"
+	}
+	if holds(loc.Path) || holds(loc.EscapedPath()) {
+		loc.Path, loc.RawPath = "/[redacted]", ""
+	}
+	return loc.String()
 }
 
 // parseRetryAfter reads Retry-After as seconds or an HTTP date, measured

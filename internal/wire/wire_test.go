@@ -234,6 +234,10 @@ func TestRefusal(t *testing.T) {
 	if got := redactLocation(u, "other"); got != "https://evil.example/steal/pw-SECRET" {
 		t.Errorf("redactLocation() = %q, want the path kept when it holds no secret", got)
 	}
+	u, _ = url.Parse("https://pw-secret.evil.example/x")
+	if got := redactLocation(u, "pw-SECRET"); strings.Contains(strings.ToLower(got), "pw-secret") {
+		t.Errorf("redactLocation() = %q, want the host holding the password withheld", got)
+	}
 }
 
 // FuzzDecode: hostile answers give an error or a token, never a panic, and
