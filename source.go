@@ -239,9 +239,8 @@ var errHeld = errors.New("econnect: no token yet; auth calls are held by the ser
 // The flight runs on its own goroutine, so that a caller that stops waiting
 // does not cancel it for the others. s.mu is held.
 func (s *source) startLocked(st policy.State) {
-	f := &flight{done: make(chan struct{})}
+	f, old := &flight{done: make(chan struct{})}, s.tok
 	s.flight = f
-	old := s.tok
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -328,6 +327,7 @@ func (s *source) finish(f *flight, old, t *token, err error) {
 	var ev event
 	switch {
 	case err == nil:
+		ev = event{slog.LevelDebug, "econnect: new token", nil}
 		if s.login.Fails > 0 || s.renewal.Fails > 0 {
 			ev = event{slog.LevelInfo, "econnect: recovered", nil}
 		}
