@@ -318,7 +318,7 @@ func (s *source) replaceable(old *token, err error) bool {
 //	refusal of old          old is dropped, so it is not handed out again
 //	failure, none usable    logins back off: 1 s doubling to 30 s, or to
 //	                        5 minutes when the server refused the
-//	                        credentials; at least the server's Retry-After
+//	                        credentials; the server's Retry-After if any
 //
 // The logger is called after the lock is released.
 func (s *source) finish(f *flight, old, t *token, err error) {
@@ -350,8 +350,8 @@ func (s *source) finish(f *flight, old, t *token, err error) {
 		if !wire.Transient(err) {
 			ceiling = policy.RefusalCeiling
 		}
-		wait := policy.Jitter(policy.Doubling(s.login.Fails+1, ceiling), s.clock.rand())
-		s.login.Fail(mono, max(wait, wire.RetryAfter(err)), err)
+		wait := cmp.Or(wire.RetryAfter(err), policy.Doubling(s.login.Fails+1, ceiling))
+		s.login.Fail(mono, policy.Jitter(wait, s.clock.rand()), err)
 		if s.login.Fails == 1 {
 			ev = event{slog.LevelWarn, "econnect: no usable token; backing off", err}
 		}

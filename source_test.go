@@ -32,11 +32,9 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	http.DefaultClient.CloseIdleConnections() // its keep-alive goroutines are not leaks
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goroutines left behind:", err)
-			code = 1
-		}
+	if err := goleak.Find(); code == 0 && err != nil {
+		fmt.Fprintln(os.Stderr, "goroutines left behind:", err)
+		code = 1
 	}
 	os.Exit(code)
 }
@@ -619,18 +617,20 @@ func TestPatientCallers(t *testing.T) {
 }
 
 // TestRetryAfter: a 429's or 503's Retry-After holds every auth call, login
-// and renewal, for its window.
+// and renewal, for its window, and sets the next login attempt.
 func TestRetryAfter(t *testing.T) {
 	f := newFixture(t)
 	ra := econnecttest.Fault{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"3"}}}
-	f.srv.FailLogin(1, ra)
+	f.srv.FailLogin(3, ra) // three in a row: the server's 3 s each time, not 1, 2, 4 s nor their max
 	s := f.source(t, nil)
-	s.current(context.Background(), false)
-	f.clk.Advance(3*time.Second - time.Millisecond)
-	if _, err := s.current(context.Background(), false); err == nil || f.stats().Logins != 1 {
-		t.Fatalf("inside the Retry-After window: error %v after %d logins, want the 429 and 1 login", err, f.stats().Logins)
+	for i := 1; i <= 3; i++ {
+		s.current(context.Background(), false)
+		f.clk.Advance(3*time.Second - time.Millisecond)
+		if _, err := s.current(context.Background(), false); err == nil || f.stats().Logins != i {
+			t.Fatalf("inside Retry-After window %d: error %v after %d logins, want the 429 and %d", i, err, f.stats().Logins, i)
+		}
+		f.clk.Advance(time.Millisecond)
 	}
-	f.clk.Advance(time.Millisecond)
 	first := mustToken(t, s)
 
 	ra.Status, ra.Header = http.StatusServiceUnavailable, http.Header{"Retry-After": {"120"}}
@@ -645,8 +645,8 @@ func TestRetryAfter(t *testing.T) {
 	f.clk.Advance(time.Millisecond)
 	mustToken(t, s)
 	s.wg.Wait()
-	if st := f.stats(); st.Renewals != 2 || st.Logins != 2 {
-		t.Errorf("Stats = %+v, want 2 renewals and 2 logins (one refused with 429)", st)
+	if st := f.stats(); st.Renewals != 2 || st.Logins != 4 {
+		t.Errorf("Stats = %+v, want 2 renewals and 4 logins (3 refused with 429)", st)
 	}
 }
 
