@@ -217,8 +217,14 @@ func (r *run) work(ctx context.Context, c *client, src *rand.ChaCha8, t *tally) 
 // send POSTs body to the echo endpoint through c, and reports what became
 // of it, unless the end of the run cut it short.
 func (r *run) send(ctx context.Context, c *client, body []byte) (outcome, bool) {
-	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	// The request's deadline is its own 10 s, not the end of the run: a
+	// deadline cut short by the run's end would make a client that waits
+	// for a token fail fast on every request of its last seconds. The end
+	// of the run cancels it instead, and such requests are not counted.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requestTimeout)
 	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, r.echo, bytes.NewReader(body))
 	if err != nil {
 		panic(err) // a bad harness, not a bad client
