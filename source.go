@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -40,10 +41,11 @@ import (
 // it, every caller gets the same *oauth2.Token until the next renewal:
 // that is oauth2's design, so treat the token as read-only.
 //
-// Its Token method has no context: while logins back off after a failure,
-// it returns the last error at once rather than wait. A request through
-// [Config.Client] or a [Transport] around this source waits instead, as
-// long as its own context allows.
+// Its Token method has no context: while logins back off, it waits for the
+// next attempt only when that is at most 2 seconds away after a transient
+// failure, and otherwise returns the last error at once. A request through
+// [Config.Client] or a [Transport] around this source waits as long as its
+// own context allows.
 //
 // The provided context optionally controls which HTTP client is used (see
 // [oauth2.HTTPClient]) and bounds every later login and renewal, so it must
@@ -132,30 +134,27 @@ func newSource(ctx context.Context, c *Config, saved *oauth2.Token) *source {
 	return s
 }
 
-// Token returns a new copy of a usable token; see current.
-func (s *source) Token() (*oauth2.Token, error) {
-	t, err := s.current(s.ctx, false)
-	if err != nil {
-		return nil, err
-	}
-	return t.oauth2Token(extraFor(t.name)), nil
-}
-
 // current returns a usable token. While one exists it never waits: a due
 // renewal starts in the background. Otherwise it waits, until ctx ends, for
 // the flight under way, starting one if none is, so that any number of
-// concurrent callers cause a single call. A caller that is not patient
-// gets that flight's error; while logins back off, it fails at once. A
-// patient one (a request, whose ctx bounds it) waits out the backoff for
-// the next attempt, and after a transient failure for the one after,
-// while ctx allows; past that it fails at once with the last error. The
-// attempts are the backoff's: waiting adds none.
-func (s *source) current(ctx context.Context, patient bool) (*token, error) {
+// concurrent callers cause a single call. While logins back off, a caller
+// waits for the next attempt if it comes within patience and ctx allows,
+// and after a transient failure for the one after; else it fails at once
+// with the last error. The attempts are the backoff's: waiting adds none.
+func (s *source) current(ctx context.Context, patience time.Duration) (*token, error) {
 	if t := s.snap.Load(); t != nil && s.readNow().Before(t.renewAt) {
 		return t, nil // fresh: the common case, without the lock
 	}
-	return s.decide(ctx, patient)
+	return s.decide(ctx, patience)
 }
+
+// How long callers wait out a login backoff: a request as long as its
+// context allows; Token, which has none, only short ones after a transient
+// failure.
+const (
+	patient       = time.Duration(math.MaxInt64)
+	tokenPatience = 2 * time.Second
+)
 
 // readNow is the wall clock for current's lock-free read: with the system
 // clock, time.Now itself, without the indirect call (Before compares wall
@@ -168,7 +167,7 @@ func (s *source) readNow() time.Time {
 }
 
 // decide is current past its lock-free read: the one switch on the state.
-func (s *source) decide(ctx context.Context, patient bool) (*token, error) {
+func (s *source) decide(ctx context.Context, patience time.Duration) (*token, error) {
 	var waited *flight
 	for {
 		s.mu.Lock()
@@ -182,7 +181,7 @@ func (s *source) decide(ctx context.Context, patient bool) (*token, error) {
 			t := s.tok
 			s.mu.Unlock()
 			return t, nil
-		case waited != nil && waited.err != nil && (!patient || !wire.Transient(waited.err)):
+		case waited != nil && waited.err != nil && (patience == 0 || !wire.Transient(waited.err)):
 			s.mu.Unlock()
 			return nil, waited.err // the result of the attempt this caller waited for
 		case s.flight == nil && s.cfg.Password == "" && (st == policy.None || st == policy.Expired):
@@ -191,7 +190,7 @@ func (s *source) decide(ctx context.Context, patient bool) (*token, error) {
 		case s.flight == nil && s.login.Active(mono):
 			err, wait := s.lastErrLocked(), s.login.Until-mono
 			s.mu.Unlock()
-			if !patient || !allows(ctx, wait) {
+			if wait > patience || patience < patient && !wire.Transient(err) || !allows(ctx, wait) {
 				return nil, err
 			}
 			if err := s.clock.sleep(ctx, wait); err != nil {

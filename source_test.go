@@ -160,7 +160,7 @@ const (
 
 func mustToken(t testing.TB, s *source) *token {
 	t.Helper()
-	tok, err := s.current(context.Background(), false)
+	tok, err := s.current(context.Background(), 0)
 	if err != nil {
 		t.Fatalf("current() error = %v", err)
 	}
@@ -206,18 +206,9 @@ func TestTokenFields(t *testing.T) {
 	}
 }
 
-// TestExpiryClaims covers tokens without iat or exp, an iat far from the
-// local clock, and a renewal that answers the same JWT.
+// TestExpiryClaims covers tokens without exp, an iat far from the local
+// clock, and a renewal that answers the same JWT (without iat: internal/e2e).
 func TestExpiryClaims(t *testing.T) {
-	t.Run("no iat: exp as it is", func(t *testing.T) {
-		f := newFixture(t)
-		f.srv.SetClockOffset(3 * time.Minute)
-		f.srv.OmitClaims("iat")
-		tok := mustToken(t, f.source(t, nil))
-		if want := epoch.Add(3*time.Minute + time.Hour); !tok.timing.Expiry.Equal(want) {
-			t.Errorf("expiry = %v, want the server's exp %v", tok.timing.Expiry, want)
-		}
-	})
 	t.Run("no exp: never expires", func(t *testing.T) {
 		f := newFixture(t)
 		f.srv.OmitClaims("exp")
@@ -328,7 +319,7 @@ func TestRenewalInBackground(t *testing.T) {
 			sent := f.clk.Wall()
 			f.clk.Advance(policy.Margin(first.timing.Lifetime) - 1)
 			parallel(64, func(int) {
-				if tok, err := s.current(context.Background(), true); err != nil || tok != first {
+				if tok, err := s.current(context.Background(), patient); err != nil || tok != first {
 					t.Errorf("caller got %v, %v while the renewal is held; want the current token", tok, err)
 				}
 			})
@@ -370,7 +361,7 @@ func TestRenewalFailures(t *testing.T) {
 			f.clk.Advance(dueIn)
 			mustToken(t, s)
 			s.wg.Wait()
-			tok, err := s.current(context.Background(), false)
+			tok, err := s.current(context.Background(), 0)
 			if st := f.stats(); st.Logins != tt.wantLogins || st.Renewals != 1 {
 				t.Errorf("Stats = %+v, want %d logins and 1 renewal", st, tt.wantLogins)
 			}
@@ -448,7 +439,7 @@ func TestTokenOnly(t *testing.T) {
 		t.Error("a 401 without a password did not lead to a renewal")
 	}
 	f.clk.Advance(2 * time.Hour)
-	if _, err := s.current(context.Background(), false); !errors.Is(err, errNoPassword) {
+	if _, err := s.current(context.Background(), 0); !errors.Is(err, errNoPassword) {
 		t.Errorf("current() on an expired token without password: error = %v, want errNoPassword", err)
 	}
 	if st := f.stats(); st.Logins != 1 || st.Renewals != 2 {
@@ -506,7 +497,7 @@ func TestLoginBackoff(t *testing.T) {
 	busy := func(t *testing.T, s *source, want func(error) bool) {
 		t.Helper()
 		for range 100 {
-			if _, err := s.current(context.Background(), false); !want(err) {
+			if _, err := s.current(context.Background(), 0); !want(err) {
 				t.Fatalf("current() error = %v", err)
 			}
 		}
@@ -563,7 +554,7 @@ func TestClockSteps(t *testing.T) {
 	f := newFixture(t)
 	f.srv.FailLogin(1, econnecttest.Fault{Status: http.StatusServiceUnavailable})
 	s := f.source(t, nil)
-	if _, err := s.current(context.Background(), false); err == nil {
+	if _, err := s.current(context.Background(), 0); err == nil {
 		t.Fatal("current() error = nil, want the 503")
 	}
 	f.clk.StepWall(-time.Hour)
@@ -587,28 +578,34 @@ func TestPatientCallers(t *testing.T) {
 	f := newFixture(t)
 	f.srv.FailLogin(1, econnecttest.Fault{Status: http.StatusServiceUnavailable})
 	s := f.source(t, nil)
-	if _, err := s.current(context.Background(), false); err == nil {
+	if _, err := s.current(context.Background(), 0); err == nil {
 		t.Fatal("current() error = nil, want the failed login's")
 	}
 	short, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	if _, err := s.current(short, true); err == nil || errors.Is(err, context.DeadlineExceeded) {
+	if _, err := s.current(short, patient); err == nil || errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("current(deadline before the backoff ends) error = %v, want the last error at once", err)
 	}
-	if _, err := s.current(context.Background(), false); err == nil {
+	if _, err := s.current(context.Background(), 0); err == nil {
 		t.Error("current(not patient) error = nil, want the last error at once")
 	}
 	go func() {
-		for f.clk.Sleepers() < 10 {
+		for f.clk.Sleepers() < 11 {
 			runtime.Gosched()
 		}
 		f.clk.Advance(time.Second) // the backoff ends
 	}()
 	long, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	parallel(10, func(int) {
-		if _, err := s.current(long, true); err != nil {
-			t.Errorf("patient caller: error = %v, want the next login's token", err)
+	parallel(11, func(i int) {
+		var err error
+		if i == 10 {
+			_, err = s.Token() // waits too: a short backoff after a transient failure
+		} else {
+			_, err = s.current(long, patient)
+		}
+		if err != nil {
+			t.Errorf("caller %d: error = %v, want the next login's token", i, err)
 		}
 	})
 	if st := f.stats(); st.Logins != 2 {
@@ -624,9 +621,9 @@ func TestRetryAfter(t *testing.T) {
 	f.srv.FailLogin(3, ra) // three in a row: the server's 3 s each time, not 1, 2, 4 s nor their max
 	s := f.source(t, nil)
 	for i := 1; i <= 3; i++ {
-		s.current(context.Background(), false)
+		s.current(context.Background(), 0)
 		f.clk.Advance(3*time.Second - time.Millisecond)
-		if _, err := s.current(context.Background(), false); err == nil || f.stats().Logins != i {
+		if _, err := s.current(context.Background(), 0); err == nil || f.stats().Logins != i {
 			t.Fatalf("inside Retry-After window %d: error %v after %d logins, want the 429 and %d", i, err, f.stats().Logins, i)
 		}
 		f.clk.Advance(time.Millisecond)
@@ -863,7 +860,7 @@ func BenchmarkRead(b *testing.B) {
 		read func() bool
 	}{
 		{"impl=atomic+now", func() bool { t := floor.Load(); return t != nil && time.Now().Before(t.renewAt) }},
-		{"impl=econnect", func() bool { t, err := s.current(ctx, true); return err == nil && t != nil }},
+		{"impl=econnect", func() bool { t, err := s.current(ctx, patient); return err == nil && t != nil }},
 		{"impl=oauth2.ReuseTokenSource", func() bool { t, err := reuse.Token(); return err == nil && t != nil }},
 	}
 	for _, r := range reads {

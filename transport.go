@@ -124,6 +124,18 @@ func (s *source) reuse() oauth2.TokenSource {
 	return oauth2.ReuseTokenSourceWithExpiry(nil, s, max(early, policy.MaxMargin))
 }
 
+// Token returns a new copy of a usable token; see current. It has no
+// context to bound a wait, so it waits out only short backoffs after a
+// transient failure (tokenPatience): long enough to ride out a blip, short
+// enough not to hold up an oauth2 caller that cannot cancel it.
+func (s *source) Token() (*oauth2.Token, error) {
+	t, err := s.current(s.ctx, tokenPatience)
+	if err != nil {
+		return nil, err
+	}
+	return t.oauth2Token(extraFor(t.name)), nil
+}
+
 // sourceOf returns the source of this package behind ts, without asking ts
 // for a token (that could wait for a login, or log in for a request to
 // another origin): ts itself, as in Client, or the source that oauth2's
@@ -192,7 +204,7 @@ func (s *source) roundTrip(base http.RoundTripper, req *http.Request) (*http.Res
 		closeBody(req)
 		return nil, s.origin.err
 	}
-	tok, err := s.current(req.Context(), true)
+	tok, err := s.current(req.Context(), patient)
 	if err != nil {
 		closeBody(req)
 		return nil, err
@@ -205,7 +217,7 @@ func (s *source) roundTrip(base http.RoundTripper, req *http.Request) (*http.Res
 	if !ok {
 		return resp, nil
 	}
-	next, err := s.current(req.Context(), true)
+	next, err := s.current(req.Context(), patient)
 	if err != nil || next == tok {
 		if body != nil {
 			body.Close()

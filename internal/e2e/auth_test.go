@@ -269,3 +269,19 @@ func TestCancelledContext(t *testing.T) {
 		t.Errorf("Renew() = %v after %d renewals, want context.Canceled and no renewal", err, f.srv.Stats().Renewals)
 	}
 }
+
+// TestExpiryWithoutIat: without iat, Expiry is the server's exp as it is,
+// whatever the clocks say.
+func TestExpiryWithoutIat(t *testing.T) {
+	f := newFixture(t)
+	f.srv.SetClockOffset(3 * time.Minute)
+	f.srv.OmitClaims("iat")
+	tok, err := f.cfg.TokenSource(f.ctx).Token()
+	if err != nil {
+		t.Fatalf("Token() error = %v", err)
+	}
+	claims, err := econnect.ParseToken(tok.AccessToken)
+	if err != nil || !tok.Expiry.Equal(claims.Expiry) {
+		t.Errorf("Expiry = %v, want the JWT's exp %v", tok.Expiry, claims.Expiry)
+	}
+}

@@ -3,14 +3,15 @@ package e2e_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/econnect-oss/econnect"
 	"github.com/econnect-oss/econnect/econnecttest"
 	"golang.org/x/oauth2"
 )
@@ -38,7 +39,7 @@ func (h *hookHandler) Handle(_ context.Context, r slog.Record) error {
 // instead of a deadlock.
 func TestLoggerCallsBackIntoSource(t *testing.T) {
 	f := newFixture(t)
-	f.srv.FailLogin(100, econnecttest.Fault{Status: http.StatusServiceUnavailable})
+	f.cfg.Password = "wrong" // refused: Token waits out no backoff after it
 	var ts oauth2.TokenSource
 	inner := make(chan error, 1)
 	var once sync.Once
@@ -54,8 +55,8 @@ func TestLoggerCallsBackIntoSource(t *testing.T) {
 		_, err := ts.Token()
 		outer <- err
 	}()
-	want503(t, "Token()", await(t, outer, "Token() while the logger calls back"))
-	want503(t, "Token() inside the logger", await(t, inner, "Token() inside the logger"))
+	wantBadCredentials(t, "Token()", await(t, outer, "Token() while the logger calls back"))
+	wantBadCredentials(t, "Token() inside the logger", await(t, inner, "Token() inside the logger"))
 	if n := f.logins(); n != 1 {
 		t.Errorf("server saw %d logins, want 1: the logger's call falls in the backoff", n)
 	}
@@ -65,7 +66,7 @@ func TestLoggerCallsBackIntoSource(t *testing.T) {
 // failed login, other callers get the backoff's error at once.
 func TestSlowLoggerStallsNoCaller(t *testing.T) {
 	f := newFixture(t)
-	f.srv.FailLogin(100, econnecttest.Fault{Status: http.StatusServiceUnavailable})
+	f.cfg.Password = "wrong" // refused: Token waits out no backoff after it
 	entered, release, exited := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	f.cfg.Logger = slog.New(&hookHandler{onWarn: func() {
@@ -82,7 +83,7 @@ func TestSlowLoggerStallsNoCaller(t *testing.T) {
 		first <- err
 	}()
 	await(t, entered, "the logger's warning")
-	want503(t, "first Token()", await(t, first, "the first Token() while the logger blocks"))
+	wantBadCredentials(t, "first Token()", await(t, first, "the first Token() while the logger blocks"))
 	errs := make(chan []error, 1)
 	go func() {
 		var got []error
@@ -96,7 +97,7 @@ func TestSlowLoggerStallsNoCaller(t *testing.T) {
 	close(release)
 	await(t, exited, "the logger's return")
 	for i, err := range got {
-		want503(t, fmt.Sprintf("Token() call %d", i), err)
+		wantBadCredentials(t, fmt.Sprintf("Token() call %d", i), err)
 	}
 	if n := f.logins(); n != 1 {
 		t.Errorf("server saw %d logins, want 1: the other calls fall in the backoff", n)
@@ -181,4 +182,12 @@ func (h *teeHandler) Handle(ctx context.Context, r slog.Record) error {
 		h.warned <- struct{}{}
 	}
 	return nil
+}
+
+// wantBadCredentials fails the test unless err says the login was refused.
+func wantBadCredentials(t *testing.T, what string, err error) {
+	t.Helper()
+	if !errors.Is(err, econnect.ErrBadCredentials) {
+		t.Errorf("%s error = %v, want ErrBadCredentials", what, err)
+	}
 }
