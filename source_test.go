@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -39,10 +40,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-const (
-	testUser     = "camera-1"
-	testPassword = "pw-SENTINEL-7f3a9c"
-)
+const testUser, testPassword = "camera-1", "pw-SENTINEL-7f3a9c"
 
 // epoch is on a whole second, as the fake server's clock starts; tests that
 // care about sub-second phases shift it.
@@ -167,7 +165,6 @@ func mustToken(t testing.TB, s *source) *token {
 	return tok
 }
 
-// fakeJWT builds an unsigned-looking JWT with the given claims.
 func fakeJWT(claims map[string]any) string {
 	payload, _ := json.Marshal(claims)
 	enc := base64.RawURLEncoding.EncodeToString
@@ -302,6 +299,7 @@ func TestRenewalInBackground(t *testing.T) {
 	}{
 		{"1-hour tokens", time.Hour, 0, dueIn},
 		{"EarlyExpiry under the margin", 20 * time.Second, time.Second, 19*time.Second - 3800*time.Millisecond + 1},
+		{"1-hour tokens, EarlyExpiry 1 s", time.Hour, time.Second, life1h - 20*time.Second + 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
@@ -309,6 +307,9 @@ func TestRenewalInBackground(t *testing.T) {
 			f.cfg.EarlyExpiry = tt.early
 			s := f.source(t, nil)
 			first := mustToken(t, s)
+			if d := reflect.ValueOf(s.reuse()).Elem().FieldByName("expiryDelta").Int(); time.Duration(d) < first.timing.Threshold {
+				t.Errorf("oauth2's cache asks the source again %v before expiry, after its renewal point %v", time.Duration(d), first.timing.Threshold)
+			}
 			hold := make(chan struct{})
 			f.srv.FailRenew(1, econnecttest.Fault{Wait: hold})
 			f.clk.Advance(tt.dueIn)

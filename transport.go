@@ -113,15 +113,16 @@ func (t *Transport) base() http.RoundTripper {
 	return http.DefaultTransport
 }
 
-// reuse wraps s for callers. Its margin, at least the renewal window and the
-// safety margin, makes the wrapper ask s again from the renewal point on, so
-// that s decides when to renew and what to hand out.
+// reuse wraps s for callers. Its margin, at least the renewal window and
+// twice the safety margin (the latest a renewal point can be), makes the
+// wrapper ask s again from the renewal point on, so that s decides when to
+// renew and what to hand out.
 func (s *source) reuse() oauth2.TokenSource {
 	early := s.cfg.EarlyExpiry
 	if early <= 0 {
 		early = policy.DefaultEarlyExpiry
 	}
-	return oauth2.ReuseTokenSourceWithExpiry(nil, s, max(early, policy.MaxMargin))
+	return oauth2.ReuseTokenSourceWithExpiry(nil, s, max(early, 2*policy.MaxMargin))
 }
 
 // Token returns a new copy of a usable token; see current. It has no
