@@ -577,7 +577,7 @@ func TestClockSteps(t *testing.T) {
 // attempts is the same.
 func TestPatientCallers(t *testing.T) {
 	f := newFixture(t)
-	f.srv.FailLogin(1, econnecttest.Fault{Status: http.StatusServiceUnavailable})
+	f.srv.FailLogin(2, econnecttest.Fault{Status: http.StatusServiceUnavailable})
 	s := f.source(t, nil)
 	if _, err := s.current(context.Background(), 0); err == nil {
 		t.Fatal("current() error = nil, want the failed login's")
@@ -590,11 +590,13 @@ func TestPatientCallers(t *testing.T) {
 	if _, err := s.current(context.Background(), 0); err == nil {
 		t.Error("current(not patient) error = nil, want the last error at once")
 	}
-	go func() {
-		for f.clk.Sleepers() < 11 {
-			runtime.Gosched()
+	go func() { // the two backoffs end; the second login fails too, and the callers wait on
+		for i, backoff := range []time.Duration{time.Second, 2 * time.Second} {
+			for f.stats().Logins <= i || f.clk.Sleepers() < 11 {
+				runtime.Gosched()
+			}
+			f.clk.Advance(backoff)
 		}
-		f.clk.Advance(time.Second) // the backoff ends
 	}()
 	long, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -609,8 +611,8 @@ func TestPatientCallers(t *testing.T) {
 			t.Errorf("caller %d: error = %v, want the next login's token", i, err)
 		}
 	})
-	if st := f.stats(); st.Logins != 2 {
-		t.Errorf("Stats().Logins = %d, want 2: one attempt at the end of the backoff", st.Logins)
+	if st := f.stats(); st.Logins != 3 {
+		t.Errorf("Stats().Logins = %d, want 3: one attempt at the end of each backoff", st.Logins)
 	}
 }
 

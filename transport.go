@@ -28,8 +28,10 @@ import (
 // 30 s), so that no pattern of 401s can cause a login per request.
 //
 // A request that needs a token waits for it as long as its own context
-// allows, even while failed logins back off; one whose deadline comes first
-// fails at once with the last error.
+// allows, also through failed logins' backoffs and further transient
+// failures; one whose deadline comes before the next attempt fails at once
+// with the last error, and after wrong credentials the attempt's error
+// comes back as soon as it is known.
 //
 // The client builds on the context's client (see [oauth2.HTTPClient]): its
 // Transport is the base, and its Timeout, Jar and CheckRedirect are kept.

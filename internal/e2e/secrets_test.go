@@ -21,8 +21,9 @@ import (
 // type or an address, but are checked too: none may print a secret.
 var fmtVerbs = []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%T", "%p"}
 
-// ownerKey is the Extra key under which a handed-out token may point back
-// to its source; the value there, if any, must print no secret either.
+// ownerKey is the Extra key under which tokens once pointed back to their
+// source. None does now; the key is still printed, so that a back-pointer
+// added again is checked too.
 const ownerKey = "econnect.source\x00"
 
 // checkNoSecret fails the test if out holds a secret, raw or in the hex
