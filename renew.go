@@ -70,6 +70,12 @@ type Config struct {
 	// never sees the password or a token, and is never called with a lock
 	// held, so it may call back into the source. If nil, nothing is logged.
 	Logger *slog.Logger
+
+	// Store, if set, keeps the tokens of sources made from this Config
+	// outside the process, so that they survive a restart and are shared
+	// by the processes that use it (see [Store]). If nil, tokens live in
+	// memory only.
+	Store Store
 }
 
 // Token logs in once and returns the token the server issued. It does not

@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -30,6 +31,37 @@ import (
 	"github.com/econnect-oss/econnect/internal/wire"
 	"golang.org/x/oauth2"
 )
+
+// A Store keeps tokens outside the process, so that they survive a restart
+// and can be shared by processes that log in as the same user to the same
+// server (see [Config.Store]). Values are opaque bytes of the package's own
+// format, at most 64 KiB, never holding the password; the package computes
+// the keys, printable strings without path separators. A Store must be safe
+// for concurrent use and return by the deadline of the context it is given.
+type Store interface {
+	// Load returns the value saved under key: an error for which
+	// errors.Is(err, ErrNotStored) holds when there is none.
+	Load(ctx context.Context, key string) ([]byte, error)
+	// Save replaces the value under key. The value is of no use after
+	// ttl; the store may drop it then.
+	Save(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// Delete removes the value under key; a missing value is not an error.
+	Delete(ctx context.Context, key string) error
+}
+
+// A Locker is a [Store] that can keep processes sharing it from calling the
+// server at the same time. Lock blocks until it holds the lock on key or
+// ctx is done; the lock lapses after ttl even if unlock is never called,
+// and unlock may be called more than once. A Store that wraps another must
+// implement Locker itself to forward it, or the lease is lost.
+type Locker interface {
+	Lock(ctx context.Context, key string, ttl time.Duration) (unlock func(), err error)
+}
+
+// ErrNotStored is what a [Store]'s Load returns, wrapped or not, when it
+// holds no value under the key. It is [fs.ErrNotExist], as for certmagic's
+// storage, so that a store over files reports a missing file as it is.
+var ErrNotStored = fs.ErrNotExist
 
 // TokenSource returns a [oauth2.TokenSource] that logs in on first use,
 // renews the token before it expires, and logs in again when a renewal is
