@@ -2,16 +2,12 @@ package econnect
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
-	"net/url"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/econnect-oss/econnect/internal/jwtclaims"
 	"github.com/econnect-oss/econnect/internal/policy"
@@ -19,82 +15,49 @@ import (
 	"golang.org/x/oauth2"
 )
 
+// This file makes the auth calls, one at a time, and turns their answers
+// into tokens. When to make them is the token source's business (source.go).
+
 // ErrBadCredentials is wrapped by the error of a login that the server
 // refused with 400 Bad Request: the username or the password is wrong.
-var ErrBadCredentials = wire.ErrBadCredentials
+var ErrBadCredentials = errors.New("econnect: wrong username or password")
 
-// ErrInsecureHTTP is wrapped by the refusal of a plain http:// BaseURL to a
-// host that is not loopback, made before any network I/O, and by the
-// refusal to send a token to such an origin, because the password and
-// tokens would cross the network in clear text. Set
-// [Config.AllowInsecureHTTP] to permit it.
-var ErrInsecureHTTP = wire.ErrInsecureHTTP
+// ErrNoPassword is returned when only a login could give a token and
+// [Config.Password] is empty: no login is attempted.
+var ErrNoPassword = errors.New("econnect: a login is needed and Config.Password is empty")
 
-// errNoPassword is returned when only a login could help and
-// Config.Password is empty: no login is attempted.
-var errNoPassword = errors.New("econnect: a login is needed and Config.Password is empty")
+// errPasswordNotUTF8 refuses a password that JSON would change on its way:
+// the server would refuse it for certain, and count it toward the lockout.
+var errPasswordNotUTF8 = configError{errors.New("econnect: Config.Password is not valid UTF-8; it would reach the server altered")}
 
-// Config describes how to reach an eConnect Identities server and whom to log
-// in as. A Config is a plain value: build it as a literal. Its methods do not
-// modify it, and sources made from it keep a copy, so later changes to the
-// Config do not affect them.
-type Config struct {
-	// BaseURL is the service root, with or without a trailing slash:
-	// "https://customer.econnectcloud.com/identities" in the cloud,
-	// "https://host:5009" on premises. API paths are joined to it, keeping
-	// its path. Tokens are sent only to its origin (scheme, host, port).
-	BaseURL string
+// A configError is a Config that cannot be used as it is: no wait heals it,
+// so callers do not wait for it and logins back off as after a refusal.
+type configError struct{ error }
 
-	// Username is the account to log in as.
-	Username string
-
-	// Password is the account's password. If empty, the Config is for
-	// token-only use (see [Config.TokenSourceFrom]) and never logs in.
-	Password string
-
-	// EarlyExpiry is how long before a token expires the source renews it.
-	// Tokens that live less than twice as long are renewed at half their
-	// lifetime instead. Each source draws once where in the last quarter of
-	// that window it renews, so that sources which logged in together do
-	// not renew together; and never later than twice the safety margin
-	// (min(10 s, lifetime/10)) before expiry. If zero or negative, 5 minutes.
-	EarlyExpiry time.Duration
-
-	// AllowInsecureHTTP permits a plain http:// BaseURL to a host that is
-	// not loopback. Without it, such a BaseURL is refused before any
-	// network I/O (see [ErrInsecureHTTP]).
-	AllowInsecureHTTP bool
-
-	// Logger optionally reports logins, renewals, fallbacks to a new login
-	// and backoffs: one warning per failure streak, never one per call. It
-	// never sees the password or a token, and is never called with a lock
-	// held, so it may call back into the source. If nil, nothing is logged.
-	Logger *slog.Logger
-
-	// Store, if set, keeps the tokens of sources made from this Config
-	// outside the process, so that they survive a restart and are shared
-	// by the processes that use it (see [Store]). If nil, tokens live in
-	// memory only.
-	Store Store
-}
+func (e configError) Unwrap() error { return e.error }
 
 // Token logs in once and returns the token the server issued. It does not
-// cache: most callers want [Config.TokenSource] or [Config.Client].
+// cache: most callers want [Config.TokenSource] or [Config.Client]. It
+// ignores [Config.Store].
 //
 // The provided context optionally controls which HTTP client is used; see
 // [oauth2.HTTPClient]. It also bounds the call, which never lasts longer than
-// 30 seconds.
+// 30 seconds. The login is not hedged: nothing yet says the server accepts
+// these credentials, and a second attempt would count a wrong password
+// twice toward the account's lockout.
 func (c *Config) Token(ctx context.Context) (*oauth2.Token, error) {
-	t, err := c.login(ctx, systemClock, hedgeDelay, rand.Float64())
+	end := endpointOf(c)
+	t, err := c.login(ctx, authCall{end: &end, now: wallNow, draw: rand.Float64()})
 	if err != nil {
 		return nil, err
 	}
-	return t.oauth2Token(map[string]any{"username": t.name}), nil
+	return t.oauth2Token(), nil
 }
 
 // Renew makes one renewal call: it sends t, which must still be valid, to
 // the server and returns the new token it issued. It does not log in; a
 // refused renewal is an error whose [oauth2.RetrieveError] has status 401.
+// It ignores [Config.Store].
 //
 // The provided context optionally controls which HTTP client is used; see
 // [oauth2.HTTPClient]. It also bounds the call, which never lasts longer than
@@ -103,12 +66,13 @@ func (c *Config) Renew(ctx context.Context, t *oauth2.Token) (*oauth2.Token, err
 	if t == nil || t.AccessToken == "" {
 		return nil, errors.New("econnect: renewal: no token to renew")
 	}
-	old := fromOAuth2(t, systemClock.wall(), c.EarlyExpiry, 0.5)
-	nt, err := c.renew(ctx, old, systemClock, hedgeDelay, 0.5)
+	end := endpointOf(c)
+	old := fromOAuth2(t, wallNow(), c.EarlyExpiry, 0.5)
+	nt, err := c.renew(ctx, authCall{end: &end, now: wallNow, hedge: hedgeDelay, draw: 0.5}, old)
 	if err != nil {
 		return nil, err
 	}
-	return nt.oauth2Token(map[string]any{"username": nt.name}), nil
+	return nt.oauth2Token(), nil
 }
 
 // ParseToken returns the raw JWT s, less any white space around it, as an
@@ -128,48 +92,55 @@ func ParseToken(s string) (*oauth2.Token, error) {
 }
 
 // hedgeDelay is how long an auth call may go unanswered before one more
-// attempt starts on a fresh connection. Logins and renewals answer in
+// attempt starts on a connection of its own. Logins and renewals answer in
 // milliseconds on loopback and well under a second on the vendor's cloud;
 // two seconds is far in the tail of a healthy server yet leaves a caller
 // with a ten-second deadline time for the hedge to answer.
 const hedgeDelay = 2 * time.Second
 
+// An authCall says how one login or renewal is made: to which endpoint, on
+// which clock, hedged after how long (zero: never), and where the new
+// token's renewal point falls in its window (the source's draw).
+type authCall struct {
+	end   *endpoint
+	now   func() time.Time
+	hedge time.Duration
+	draw  float64
+}
+
+// wire returns the exchange of a, on the context's HTTP client.
+func (a authCall) wire(ctx context.Context) wire.Call {
+	return wire.Call{Client: contextClient(ctx), Base: a.end.base, Now: a.now, Hedge: a.hedge,
+		BadCredentials: ErrBadCredentials}
+}
+
 // login makes one login call.
-func (c *Config) login(ctx context.Context, clk *clock, hedge time.Duration, draw float64) (*token, error) {
-	if c.Password == "" {
-		return nil, errNoPassword
+func (c *Config) login(ctx context.Context, a authCall) (*token, error) {
+	switch {
+	case a.end.err != nil:
+		return nil, a.end.err
+	case c.Password == "":
+		return nil, ErrNoPassword
+	case !utf8.ValidString(c.Password):
+		return nil, errPasswordNotUTF8
 	}
-	call, err := c.call(ctx, clk, hedge)
+	ans, err := a.wire(ctx).Login(ctx, c.Username, c.Password)
 	if err != nil {
 		return nil, err
 	}
-	a, err := call.Login(ctx, c.Username, c.Password)
-	if err != nil {
-		return nil, err
-	}
-	return newToken(a, nil, c.EarlyExpiry, draw)
+	return newToken(ans, nil, c.EarlyExpiry, a.draw)
 }
 
-// renew makes one renewal call with old, hedged after hedge. draw places
-// the new token's renewal point in its window.
-func (c *Config) renew(ctx context.Context, old *token, clk *clock, hedge time.Duration, draw float64) (*token, error) {
-	call, err := c.call(ctx, clk, hedge)
+// renew makes one renewal call with old.
+func (c *Config) renew(ctx context.Context, a authCall, old *token) (*token, error) {
+	if a.end.err != nil {
+		return nil, a.end.err
+	}
+	ans, err := a.wire(ctx).Renew(ctx, old.raw())
 	if err != nil {
 		return nil, err
 	}
-	a, err := call.Renew(ctx, old.raw())
-	if err != nil {
-		return nil, err
-	}
-	return newToken(a, old, c.EarlyExpiry, draw)
-}
-
-func (c *Config) call(ctx context.Context, clk *clock, hedge time.Duration) (wire.Call, error) {
-	base, err := wire.ParseBase(c.BaseURL, c.AllowInsecureHTTP)
-	if err != nil {
-		return wire.Call{}, err
-	}
-	return wire.Call{Client: contextClient(ctx), Base: base, Now: clk.wall, Hedge: hedge}, nil
+	return newToken(ans, old, c.EarlyExpiry, a.draw)
 }
 
 // maxIatSkew is how far from the local clock an iat claim may be before it
@@ -185,26 +156,32 @@ const maxIatSkew = 24 * time.Hour
 // so that no token is handed out after a strict server considers it expired.
 // An answer that repeats old's JWT keeps old's expiry: counting it again
 // from now would extend its life.
-func newToken(a wire.Answer, old *token, early time.Duration, r float64) (*token, error) {
+func newToken(a wire.Answer, old *token, early time.Duration, draw float64) (*token, error) {
 	if old != nil && a.Token == old.raw() {
 		return old, nil
 	}
-	cl := a.Claims
-	expiry, life := cl.Exp, cl.Exp.Sub(a.Sent)
-	switch {
-	case cl.Exp.IsZero():
-		life = 0
-	case !cl.Iat.IsZero() && cl.Iat.Sub(a.Sent).Abs() <= maxIatSkew:
-		life = cl.Exp.Sub(cl.Iat)
-		if cl.Iat.Nanosecond() == 0 {
-			life -= min(time.Second, life/2)
-		}
-		expiry = a.Sent.Add(life)
-	}
+	expiry, life := lifeOf(a)
 	if !expiry.IsZero() && (life <= 0 || !expiry.After(a.Received)) {
 		return nil, &wire.AnswerError{Op: opName(old), What: "token expired on arrival"}
 	}
-	return makeToken(a.Token, a.Username, policy.NewTiming(expiry, life, early, r)), nil
+	return makeToken(a.Token, a.Username, policy.NewTiming(expiry, life, early, draw)), nil
+}
+
+// lifeOf returns when the token of a expires on the local clock, and its
+// lifetime counted from the send time (see newToken).
+func lifeOf(a wire.Answer) (expiry time.Time, life time.Duration) {
+	cl := a.Claims
+	switch {
+	case cl.Exp.IsZero():
+		return time.Time{}, 0
+	case cl.Iat.IsZero() || cl.Iat.Sub(a.Sent).Abs() > maxIatSkew:
+		return cl.Exp, cl.Exp.Sub(a.Sent)
+	}
+	life = cl.Exp.Sub(cl.Iat)
+	if cl.Iat.Nanosecond() == 0 {
+		life -= min(time.Second, life/2)
+	}
+	return a.Sent.Add(life), life
 }
 
 func opName(old *token) string {
@@ -220,7 +197,8 @@ type token struct {
 	header  string // "Bearer " + the JWT: the JWT is its suffix, held once
 	name    string // the user name
 	timing  policy.Timing
-	renewAt time.Time // timing.RenewAt(), for the lock-free read
+	renewAt time.Time      // timing.RenewAt(), for the lock-free read
+	extra   map[string]any // the Extra of every oauth2.Token made from it; never written
 }
 
 const bearer = "Bearer "
@@ -229,7 +207,8 @@ const bearer = "Bearer "
 var never = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 
 func makeToken(raw, name string, tm policy.Timing) *token {
-	t := &token{header: bearer + raw, name: name, timing: tm, renewAt: tm.RenewAt()}
+	t := &token{header: bearer + raw, name: name, timing: tm, renewAt: tm.RenewAt(),
+		extra: map[string]any{"username": name}}
 	if tm.Expiry.IsZero() {
 		t.renewAt = never
 	}
@@ -239,16 +218,16 @@ func makeToken(raw, name string, tm policy.Timing) *token {
 func (t *token) raw() string { return t.header[len(bearer):] }
 
 // oauth2Token returns a new value each call, because oauth2.ReuseTokenSource
-// writes into the tokens it receives. extra is shared, never written.
-func (t *token) oauth2Token(extra map[string]any) *oauth2.Token {
+// writes into the tokens it receives.
+func (t *token) oauth2Token() *oauth2.Token {
 	o := &oauth2.Token{AccessToken: t.raw(), TokenType: "Bearer", Expiry: t.timing.Expiry}
-	return o.WithExtra(extra)
+	return o.WithExtra(t.extra)
 }
 
 // fromOAuth2 turns a saved token into a token, or nil when it has no access
 // token. Its lifetime comes from the JWT when it carries exp and iat, else
 // it is taken as the time left.
-func fromOAuth2(t *oauth2.Token, now time.Time, early time.Duration, r float64) *token {
+func fromOAuth2(t *oauth2.Token, now time.Time, early time.Duration, draw float64) *token {
 	if t == nil || t.AccessToken == "" {
 		return nil
 	}
@@ -269,135 +248,5 @@ func fromOAuth2(t *oauth2.Token, now time.Time, early time.Duration, r float64) 
 	if name == "" {
 		name = cl.Name
 	}
-	return makeToken(t.AccessToken, name, policy.NewTiming(expiry, life, early, r))
-}
-
-// Format writes the Config with its Password redacted, whatever the verb, so
-// that no fmt call can print the password.
-func (c Config) Format(f fmt.State, verb rune) {
-	if verb == 'v' && f.Flag('#') {
-		fmt.Fprint(f, c.GoString())
-		return
-	}
-	fmt.Fprint(f, c.String())
-}
-
-// String returns the Config with its Password redacted.
-func (c Config) String() string {
-	return fmt.Sprintf("{BaseURL:%s Username:%s Password:%s EarlyExpiry:%s AllowInsecureHTTP:%t}",
-		redactURL(c.BaseURL), c.Username, redacted(c.Password), c.EarlyExpiry, c.AllowInsecureHTTP)
-}
-
-// GoString returns the Config as Go syntax, with its Password redacted.
-func (c Config) GoString() string {
-	return fmt.Sprintf("econnect.Config{BaseURL:%q, Username:%q, Password:%q, EarlyExpiry:%d, AllowInsecureHTTP:%t}",
-		redactURL(c.BaseURL), c.Username, redacted(c.Password), c.EarlyExpiry, c.AllowInsecureHTTP)
-}
-
-// LogValue returns the Config for [log/slog], with its Password redacted.
-func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("base_url", redactURL(c.BaseURL)),
-		slog.String("username", c.Username),
-		slog.String("password", redacted(c.Password)),
-		slog.Duration("early_expiry", c.EarlyExpiry),
-		slog.Bool("allow_insecure_http", c.AllowInsecureHTTP),
-	)
-}
-
-// MarshalJSON returns the Config as JSON, with its Password redacted, so
-// that a Config inside a logged or stored struct never spills it.
-func (c Config) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
-		BaseURL           string
-		Username          string
-		Password          string `json:",omitempty"`
-		EarlyExpiry       time.Duration
-		AllowInsecureHTTP bool
-	}{redactURL(c.BaseURL), c.Username, redacted(c.Password), c.EarlyExpiry, c.AllowInsecureHTTP})
-}
-
-func redacted(secret string) string {
-	if secret == "" {
-		return ""
-	}
-	return "[redacted]"
-}
-
-// redactURL returns s without a password in its user information.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		if strings.Contains(s, "@") {
-			return "[unparsable URL]"
-		}
-		return s
-	}
-	return u.Redacted()
-}
-
-// clock is where a source reads time. Expiry follows the wall clock, so a
-// host that wakes from sleep sees its token expired; backoffs run on the
-// monotonic clock, so a wall clock step does not stretch them.
-type clock struct {
-	wall func() time.Time     // monotonic reading stripped
-	mono func() time.Duration // since an arbitrary fixed point
-	rand func() float64       // in [0, 1), for jitter
-	// sleep waits d on the monotonic clock, or until ctx ends.
-	sleep func(ctx context.Context, d time.Duration) error
-	// hedge is how long an auth call may go unanswered before a second
-	// attempt starts; see hedgeDelay.
-	hedge time.Duration
-}
-
-var processStart = time.Now()
-
-var systemClock = &clock{
-	wall:  func() time.Time { return time.Now().Round(0) },
-	mono:  func() time.Duration { return time.Since(processStart) },
-	rand:  rand.Float64,
-	sleep: sleep,
-	hedge: hedgeDelay,
-}
-
-// allows reports whether ctx leaves time to wait d.
-func allows(ctx context.Context, d time.Duration) bool {
-	deadline, ok := ctx.Deadline()
-	return !ok || time.Until(deadline) > d
-}
-
-// sleep waits d, or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("econnect: waiting for a token: %w", ctx.Err())
-	}
-}
-
-// extras holds the Extra of the oauth2 tokens handed out: one map per user
-// name, shared and never written, since a map per source would be a third
-// of an idle source's memory. Past maxExtras names (a server answering a
-// new one each time), maps are no longer kept.
-var (
-	extras    sync.Map // user name → map[string]any
-	extrasLen atomic.Int32
-)
-
-const maxExtras = 1024
-
-func extraFor(name string) map[string]any {
-	if m, ok := extras.Load(name); ok {
-		return m.(map[string]any)
-	}
-	m := map[string]any{"username": name}
-	if extrasLen.Load() < maxExtras {
-		if _, loaded := extras.LoadOrStore(name, m); !loaded {
-			extrasLen.Add(1)
-		}
-	}
-	return m
+	return makeToken(t.AccessToken, name, policy.NewTiming(expiry, life, early, draw))
 }

@@ -8,7 +8,8 @@
 // or the token can no longer be used, the source logs in again with the
 // password; transient failures are absorbed while the current token is still
 // usable, and failed logins back off so that a wrong password cannot lock
-// the account.
+// the account. With a [Store], tokens outlive the process and are shared by
+// the processes that log in as the same user.
 //
 // Most programs want [Config.Client]. Programs that hand tokens to an
 // oauth2-aware library want [Config.TokenSource].
@@ -17,20 +18,160 @@ package econnect
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/econnect-oss/econnect/internal/jwtclaims"
 	"github.com/econnect-oss/econnect/internal/policy"
+	"github.com/econnect-oss/econnect/internal/secret"
+	"github.com/econnect-oss/econnect/internal/tokenstore"
 	"github.com/econnect-oss/econnect/internal/wire"
 	"golang.org/x/oauth2"
 )
+
+// Config describes how to reach an eConnect Identities server and whom to log
+// in as. A Config is a plain value: build it as a literal. Its methods do not
+// modify it, and sources made from it keep a copy, so later changes to the
+// Config do not affect them.
+type Config struct {
+	// BaseURL is the service root, with or without a trailing slash:
+	// "https://customer.econnectcloud.com/identities" in the cloud,
+	// "https://host:5009" on premises. API paths are joined to it, keeping
+	// its path. Tokens are sent only to its origin (scheme, host, port).
+	BaseURL string
+
+	// Username is the account to log in as.
+	Username string
+
+	// Password is the account's password. If empty, the Config is for
+	// token-only use (see [Config.TokenSourceFrom]) and never logs in.
+	Password string
+
+	// EarlyExpiry is how long before a token expires the source renews it.
+	// Tokens that live less than twice as long are renewed at half their
+	// lifetime instead. Each source draws once where in the last quarter of
+	// that window it renews, so that sources which logged in together do
+	// not renew together; and never later than twice the safety margin
+	// (min(10 s, lifetime/10)) before expiry. If zero or negative, 5 minutes.
+	EarlyExpiry time.Duration
+
+	// AllowInsecureHTTP permits a plain http:// BaseURL to a host that is
+	// not loopback. Without it, such a BaseURL is refused before any
+	// network I/O (see [ErrInsecureHTTP]).
+	AllowInsecureHTTP bool
+
+	// Logger optionally reports logins, renewals, fallbacks to a new login,
+	// backoffs and store failures: one warning per failure streak, never
+	// one per call. It never sees the password or a token, and is never
+	// called with a lock held, so it may call back into the source. If nil,
+	// nothing is logged.
+	Logger *slog.Logger
+
+	// Store, if set, keeps the tokens of sources made from this Config
+	// outside the process, so that they survive a restart and are shared
+	// by the processes that use it (see [Store]). If nil, tokens live in
+	// memory only.
+	Store Store
+}
+
+// TokenSource returns an [oauth2.TokenSource] that logs in on first use,
+// renews the token before it expires, and logs in again when a renewal is
+// refused or the token can no longer be used. While the current token is
+// usable, renewals run in the background and callers never wait for them.
+//
+// The returned value is the one [oauth2.ReuseTokenSourceWithExpiry] made, so
+// [oauth2.NewClient] uses it as it is and keeps its renewal point. Through
+// it, every caller gets the same *oauth2.Token until the next renewal:
+// that is oauth2's design, so treat the token as read-only. (Should the
+// oauth2 in your build hold its source in a way this package cannot verify,
+// TokenSource returns its own source instead: oauth2.NewClient then caches
+// its tokens once more, and everything else works the same.)
+//
+// Its Token method has no context: while logins back off, it waits for the
+// next attempt only after failures that waiting may heal, and 2 seconds in
+// all, then returns the last error. [TokenContext], a request through
+// [Config.Client] or a [Transport] around this source wait as long as their
+// own context allows.
+//
+// The provided context optionally controls which HTTP client is used (see
+// [oauth2.HTTPClient]) and bounds every later login and renewal, so it must
+// outlive the source. Make one source and share it; each call starts a new
+// one, which logs in again (unless [Config.Store] holds a token).
+func (c *Config) TokenSource(ctx context.Context) oauth2.TokenSource {
+	return newSource(ctx, c, nil).reuse(reuseLayout)
+}
+
+// TokenSourceFrom is like [Config.TokenSource] but starts from t, a token
+// saved earlier (for example by [Config.Token] or [ParseToken]), or from the
+// token [Config.Store] holds if that one is newer: it hands out the token
+// while it is usable, renews it at the renewal point, and logs in only when
+// it is refused or can no longer be used. With an empty Password it never
+// logs in and returns an error once the token can no longer be renewed. t
+// is not modified.
+func (c *Config) TokenSourceFrom(ctx context.Context, t *oauth2.Token) oauth2.TokenSource {
+	s := newSource(ctx, c, t)
+	s.startFromShelf()
+	return s.reuse(reuseLayout)
+}
+
+// Format writes the Config with its Password redacted and only the type of
+// its Store, whatever the verb, so that no fmt call can print a secret.
+func (c Config) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		fmt.Fprintf(f, "econnect.Config{BaseURL:%q, Username:%q, Password:%q, EarlyExpiry:%d, AllowInsecureHTTP:%t, Store:%T}",
+			secret.URL(c.BaseURL), c.Username, secret.Mark(c.Password), c.EarlyExpiry, c.AllowInsecureHTTP, c.Store)
+		return
+	}
+	fmt.Fprint(f, c.String())
+}
+
+// String returns the Config with its Password redacted and only the type of
+// its Store.
+func (c Config) String() string {
+	return fmt.Sprintf("{BaseURL:%s Username:%s Password:%s EarlyExpiry:%s AllowInsecureHTTP:%t Store:%T}",
+		secret.URL(c.BaseURL), c.Username, secret.Mark(c.Password), c.EarlyExpiry, c.AllowInsecureHTTP, c.Store)
+}
+
+// LogValue returns the Config for [log/slog], with its Password redacted
+// and only the type of its Store.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("base_url", secret.URL(c.BaseURL)),
+		slog.String("username", c.Username),
+		slog.String("password", secret.Mark(c.Password)),
+		slog.Duration("early_expiry", c.EarlyExpiry),
+		slog.Bool("allow_insecure_http", c.AllowInsecureHTTP),
+		slog.String("store", storeType(c.Store)),
+	)
+}
+
+// MarshalJSON returns the Config as JSON without its Password, and with
+// only the type of its Store, so that a Config inside a logged or stored
+// struct spills neither. A Config read back from it has no password: it
+// fails with [ErrNoPassword] rather than log in with a placeholder.
+func (c Config) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		BaseURL           string
+		Username          string
+		EarlyExpiry       time.Duration
+		AllowInsecureHTTP bool
+		StoreType         string `json:",omitempty"`
+	}{secret.URL(c.BaseURL), c.Username, c.EarlyExpiry, c.AllowInsecureHTTP, storeType(c.Store)})
+}
+
+func storeType(s Store) string {
+	if s == nil {
+		return ""
+	}
+	return fmt.Sprintf("%T", s)
+}
 
 // A Store keeps tokens outside the process, so that they survive a restart
 // and can be shared by processes that log in as the same user to the same
@@ -38,22 +179,33 @@ import (
 // format, at most 64 KiB, never holding the password; the package computes
 // the keys, printable strings without path separators. A Store must be safe
 // for concurrent use and return by the deadline of the context it is given.
+//
+// A source loads from its store only before an auth call it would make,
+// and takes the stored token instead when it is newer than its own by the
+// JWT's claims: machines that share a store must keep their clocks in sync,
+// since the stored expiry is the writer's. It saves every token it gets
+// from the server, after handing it out. A store that fails, hangs or holds
+// garbage costs no request and no token: about a second's wait at most, and
+// one Logger warning per failure streak.
 type Store interface {
 	// Load returns the value saved under key: an error for which
 	// errors.Is(err, ErrNotStored) holds when there is none.
 	Load(ctx context.Context, key string) ([]byte, error)
 	// Save replaces the value under key. The value is of no use after
-	// ttl; the store may drop it then.
+	// ttl, which is zero for a token that never expires; the store may
+	// drop it then.
 	Save(ctx context.Context, key string, value []byte, ttl time.Duration) error
 	// Delete removes the value under key; a missing value is not an error.
 	Delete(ctx context.Context, key string) error
 }
 
 // A Locker is a [Store] that can keep processes sharing it from calling the
-// server at the same time. Lock blocks until it holds the lock on key or
-// ctx is done; the lock lapses after ttl even if unlock is never called,
-// and unlock may be called more than once. A Store that wraps another must
-// implement Locker itself to forward it, or the lease is lost.
+// server at the same time: the source locks around each login or renewal,
+// loads again once it holds the lock, and takes a peer's token if one came
+// meanwhile. Lock blocks until it holds the lock on key or ctx is done; the
+// lock lapses after ttl even if unlock is never called, and unlock may be
+// called more than once. A Store that wraps another must implement Locker
+// itself to forward it, or the lease is lost.
 type Locker interface {
 	Lock(ctx context.Context, key string, ttl time.Duration) (unlock func(), err error)
 }
@@ -63,45 +215,99 @@ type Locker interface {
 // storage, so that a store over files reports a missing file as it is.
 var ErrNotStored = fs.ErrNotExist
 
-// TokenSource returns a [oauth2.TokenSource] that logs in on first use,
-// renews the token before it expires, and logs in again when a renewal is
-// refused or the token can no longer be used. While the current token is
-// usable, renewals run in the background and callers never wait for them.
-//
-// The returned value is the one [oauth2.ReuseTokenSourceWithExpiry] made, so
-// [oauth2.NewClient] uses it as it is and keeps its renewal point. Through
-// it, every caller gets the same *oauth2.Token until the next renewal:
-// that is oauth2's design, so treat the token as read-only.
-//
-// Its Token method has no context: while logins back off, it waits for the
-// next attempt only when that is at most 2 seconds away after a transient
-// failure, and otherwise returns the last error at once. A request through
-// [Config.Client] or a [Transport] around this source waits as long as its
-// own context allows.
-//
-// The provided context optionally controls which HTTP client is used (see
-// [oauth2.HTTPClient]) and bounds every later login and renewal, so it must
-// outlive the source. Make one source and share it; each call starts a new
-// one, which logs in again. Most users will use [Config.Client] instead.
-func (c *Config) TokenSource(ctx context.Context) oauth2.TokenSource {
-	return newSource(ctx, c, nil).reuse()
+// leaseTTL is how long a store's lock is held at most: the bound of one
+// auth call, and a little more for the save after it.
+const leaseTTL = wire.Timeout + 5*time.Second
+
+// Invalidate tells ts, a source of this package, that the server refused t
+// where the source cannot see it (a gRPC call answered Unauthenticated, a
+// script's curl answered 401), and reports whether ts is one. The source
+// then does what [Config.Client] does after a 401: it drops t if t is still
+// its token, under the same limits (one login a second at most, however
+// many callers report it; without a Password, a renewal instead), and never
+// takes t from its store again. For any other source it does nothing.
+func Invalidate(ts oauth2.TokenSource, t *oauth2.Token) bool {
+	s := sourceOf(ts)
+	if s == nil {
+		return false
+	}
+	if t != nil && t.AccessToken != "" {
+		s.invalidate(t.AccessToken)
+	}
+	return true
 }
 
-// TokenSourceFrom is like [Config.TokenSource] but starts from t, a token
-// saved earlier (for example by [Config.Token] or [ParseToken]): it hands out
-// t while t is usable, renews it at the renewal point, and logs in only when
-// t is refused or can no longer be used. With an empty Password it never
-// logs in and returns an error once t can no longer be renewed. t is not
-// modified.
-func (c *Config) TokenSourceFrom(ctx context.Context, t *oauth2.Token) oauth2.TokenSource {
-	return newSource(ctx, c, t).reuse()
+// TokenContext returns a usable token from ts, waiting for one as long as
+// ctx allows, and 30 seconds at most if ctx has no deadline, exactly as a
+// request through [Config.Client] does: the vendor SDK's
+// GetValidAccessToken. For a source of another package, it returns
+// ts.Token().
+func TokenContext(ctx context.Context, ts oauth2.TokenSource) (*oauth2.Token, error) {
+	s := sourceOf(ts)
+	if s == nil {
+		return ts.Token()
+	}
+	t, err := s.handOut(ctx, untilDeadline)
+	if err != nil {
+		return nil, err
+	}
+	return t.oauth2Token(), nil
+}
+
+// Flush waits until ts, a source of this package, has done what it has
+// left to do with [Config.Store]: the login or renewal under way, if any,
+// and the saves after it. A program that exits right after its first token
+// (a command) calls it so that the token is there for the next run. It
+// returns an error wrapping ctx.Err() if ctx ends first, and nil at once for
+// any other source.
+func Flush(ctx context.Context, ts oauth2.TokenSource) error {
+	s := sourceOf(ts)
+	if s == nil {
+		return nil
+	}
+	return s.flush(ctx)
+}
+
+// Status is a snapshot of a token source, for health checks and metrics. It
+// holds no secret.
+type Status struct {
+	// State is where the source's token stands: "none" (no token yet),
+	// "fresh", "due" (its renewal is due, or under way), "unsafe" (too
+	// close to expiry, or refused: the next caller waits for a new one) or
+	// "expired".
+	State string `json:"state"`
+	// Expiry is when the token expires, and RenewAt its renewal point; zero
+	// without a token, or for one that never expires.
+	Expiry  time.Time `json:"expiry,omitzero"`
+	RenewAt time.Time `json:"renew_at,omitzero"`
+	// Error is the error of the failure streak under way, failed logins or
+	// renewals failing while the token is kept; "" when there is none.
+	Error string `json:"error,omitempty"`
+	// Logins and Renewals count the calls the source made, Failures those
+	// that failed, and Adopted the tokens it took from Config.Store.
+	Logins   int `json:"logins"`
+	Renewals int `json:"renewals"`
+	Failures int `json:"failures"`
+	Adopted  int `json:"adopted"`
+}
+
+// StatusOf returns the status of ts, a source of this package, and whether
+// it is one. It is cheap (a lock held for a few reads, no I/O) and safe to
+// call from a health endpoint as often as it is polled. The source of a
+// [Config.Client] is its Transport's Source.
+func StatusOf(ts oauth2.TokenSource) (Status, bool) {
+	s := sourceOf(ts)
+	if s == nil {
+		return Status{}, false
+	}
+	return s.status(), true
 }
 
 // source is the token source behind TokenSource, TokenSourceFrom and Client.
 // It is safe for concurrent use by multiple goroutines.
 //
-// What it does is decided in one place, [source.current], by the state of
-// its token (see [policy.State]):
+// What a caller gets is decided in one place, [source.stepLocked], by the
+// state of the token (see [policy.State]):
 //
 //	fresh    hand out the token
 //	due      hand out the token; start a renewal in the background, unless one
@@ -112,20 +318,24 @@ func (c *Config) TokenSourceFrom(ctx context.Context, t *oauth2.Token) oauth2.To
 //
 // A token that a request saw refused (401) counts as unsafe. Waiting means
 // joining the one flight under way, or starting it; while failed logins back
-// off, callers that cannot wait fail at once with the last error. What a
-// flight's outcome changes is decided in one place too, [source.finish].
+// off, callers wait for the next attempt as their patience allows, or fail
+// at once with the last error. What a flight does is [source.fetch]; what its
+// outcome changes is decided in one place too, [source.applyLocked].
 //
-// Secrets sit behind pointers (cfg, tok), which fmt prints as addresses:
-// fmt walks the fields of a value whose Format it does not call.
+// Secrets sit behind pointers (cfg, tok), which fmt prints as addresses,
+// and Format prints only the username: fmt walks the fields of a value
+// whose Format it does not call.
 type source struct {
-	cfg    *Config // a copy
-	ctx    context.Context
-	clock  *clock
-	origin origin // where tokens may go
+	cfg   *Config // a copy
+	ctx   context.Context
+	clock *clock
+	end   endpoint
 	// draw places each token's renewal point in its window: once per
 	// source, not per token, so that sources that logged in together drift
 	// apart with every lifetime instead of meeting again mid-window.
-	draw float64
+	draw  float64
+	hedge time.Duration     // how long an auth call goes unanswered before it is hedged
+	shelf *tokenstore.Shelf // the source's place in Config.Store; nil without one
 
 	// snap is tok unless a request saw it refused; current reads it
 	// without the lock until its renewal point.
@@ -142,17 +352,23 @@ type source struct {
 	// waited for); callers that cannot wait fail fast until it ends.
 	login policy.Backoff
 	// relogin spaces 401-driven logins: one a second at most, doubling
-	// while even fresh tokens are refused.
+	// for each fresh token the server refuses in turn.
 	relogin policy.Backoff
+	life    time.Duration // the usable lifetime of the last token held: scales the login backoff
+	// accepted is set once the server accepted these credentials: from
+	// then on a login may be hedged without counting a wrong password
+	// twice toward the account's lockout.
+	accepted    bool
+	replacement *token        // the token a 401-driven login brought, if it is current
+	refusedJWT  string        // the last JWT seen refused: never taken from the store
+	saved       chan struct{} // closed when the store work queued last is done; nil: none queued
+	counts      counts
 
 	wg sync.WaitGroup // flights under way, so tests can wait for them
 }
 
-// A flight is one login or renewal, shared by every caller waiting for it.
-type flight struct {
-	done chan struct{} // closed when the flight ends
-	err  error         // set before done is closed
-}
+// counts are the calls behind Status.
+type counts struct{ logins, renewals, failures, adopted int }
 
 // newSource returns a source for c, starting from saved if it is not nil.
 func newSource(ctx context.Context, c *Config, saved *oauth2.Token) *source {
@@ -160,33 +376,132 @@ func newSource(ctx context.Context, c *Config, saved *oauth2.Token) *source {
 		ctx = context.Background()
 	}
 	cfg := *c
-	s := &source{cfg: &cfg, ctx: ctx, clock: systemClock, origin: originOf(c), draw: rand.Float64()}
+	s := &source{cfg: &cfg, ctx: ctx, clock: systemClock, end: endpointOf(c), draw: rand.Float64(), hedge: hedgeDelay}
+	if c.Store != nil && s.end.base != nil {
+		key := tokenstore.Key(s.end.base, c.Username, c.AllowInsecureHTTP)
+		s.shelf = tokenstore.NewShelf(c.Store, key, func() time.Time { return s.clock.wall() }, s.storeWarning)
+	}
 	s.tok = fromOAuth2(saved, s.clock.wall(), c.EarlyExpiry, s.draw)
+	if s.tok != nil {
+		s.life = s.tok.timing.Lifetime
+	}
 	s.publishLocked()
 	return s
 }
 
+// startFromShelf takes the stored token if it is newer than the one the
+// source starts from (TokenSourceFrom): one bounded load, before the source
+// is handed out.
+func (s *source) startFromShelf() {
+	if s.shelf == nil {
+		return
+	}
+	if t := s.fromShelf(plan{old: s.tok}); t != nil {
+		s.tok, s.life = t, t.timing.Lifetime
+		s.counts.adopted++
+		s.publishLocked()
+	}
+}
+
+// reuse wraps s for callers in oauth2's cache, if l, the cache's layout, is
+// known (else s goes unwrapped; see layout). Its margin, at least the
+// renewal window and twice the safety margin (the latest a renewal point
+// can be), makes the wrapper ask s again from the renewal point on, so that
+// s decides when to renew and what to hand out.
+func (s *source) reuse(l layout) oauth2.TokenSource {
+	if !l.known() {
+		return s
+	}
+	early := s.cfg.EarlyExpiry
+	if early <= 0 {
+		early = policy.DefaultEarlyExpiry
+	}
+	return oauth2.ReuseTokenSourceWithExpiry(nil, s, max(early, 2*policy.MaxMargin))
+}
+
+// Token returns a new copy of a usable token; see current. It has no
+// context to bound a wait: it waits out backoffs within 2 seconds of the
+// call, after failures that waiting may heal, and one auth call at most.
+func (s *source) Token() (*oauth2.Token, error) {
+	t, err := s.handOut(s.ctx, briefly)
+	if err != nil {
+		return nil, err
+	}
+	return t.oauth2Token(), nil
+}
+
+// Format prints only the username, for every verb: the source holds the
+// password and tokens, and is a Client's Transport's Source.
+func (s *source) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "econnect.TokenSource{Username:%q}", s.cfg.Username)
+}
+
+// handOut is current for callers that take the token elsewhere (Token,
+// TokenContext): none is handed out for an origin that refuses tokens.
+func (s *source) handOut(ctx context.Context, p patience) (*token, error) {
+	if s.end.err != nil {
+		return nil, s.end.err
+	}
+	return s.current(ctx, p)
+}
+
+// A patience says how long a caller may wait while no token is usable.
+type patience int8
+
+const (
+	// untilDeadline is a request's (Client, Transport, TokenContext): as
+	// long as its context allows, requestWait at most without a deadline.
+	untilDeadline patience = iota
+	// briefly is Token's, which has no context: backoffs that end within
+	// tokenWait of the call, and one auth call.
+	briefly
+	// failFast fails at once with the last error while logins back off,
+	// whatever the failure: the tests drive the backoffs with it.
+	failFast
+)
+
+const (
+	// requestWait bounds the wait of a request without a deadline: the
+	// bound of one auth call.
+	requestWait = wire.Timeout
+	// tokenWait is how long Token waits out backoffs in all.
+	tokenWait = 2 * time.Second
+)
+
+// A wait is one caller's bound: ctx ends every wait, and a backoff is
+// waited out only if it ends by until, a monotonic reading.
+type wait struct {
+	ctx   context.Context
+	until time.Duration
+}
+
+// waitOf returns the bound of a caller with patience p and context ctx.
+func (s *source) waitOf(ctx context.Context, p patience) (wait, context.CancelFunc) {
+	now := s.clock.mono()
+	switch p {
+	case briefly:
+		ctx, cancel := context.WithTimeout(s.ctx, tokenWait+wire.Timeout)
+		return wait{ctx, now + tokenWait}, cancel
+	case untilDeadline:
+		if deadline, ok := ctx.Deadline(); ok {
+			return wait{ctx, now + time.Until(deadline)}, func() {}
+		}
+		ctx, cancel := context.WithTimeout(ctx, requestWait)
+		return wait{ctx, now + requestWait}, cancel
+	}
+	return wait{ctx, now}, func() {}
+}
+
 // current returns a usable token. While one exists it never waits: a due
-// renewal starts in the background. Otherwise it waits, until ctx ends, for
+// renewal starts in the background. Otherwise it waits, as p allows, for
 // the flight under way, starting one if none is, so that any number of
-// concurrent callers cause a single call. While logins back off, a caller
-// waits for the next attempt if it comes within patience and ctx allows,
-// and after a transient failure for the one after; else it fails at once
-// with the last error. The attempts are the backoff's: waiting adds none.
-func (s *source) current(ctx context.Context, patience time.Duration) (*token, error) {
+// concurrent callers cause a single call.
+func (s *source) current(ctx context.Context, p patience) (*token, error) {
 	if t := s.snap.Load(); t != nil && s.readNow().Before(t.renewAt) {
 		return t, nil // fresh: the common case, without the lock
 	}
-	return s.decide(ctx, patience)
+	return s.decide(ctx, p)
 }
-
-// How long callers wait out a login backoff: a request as long as its
-// context allows; Token, which has none, only short ones after a transient
-// failure.
-const (
-	patient       = time.Duration(math.MaxInt64)
-	tokenPatience = 2 * time.Second
-)
 
 // readNow is the wall clock for current's lock-free read: with the system
 // clock, time.Now itself, without the indirect call (Before compares wall
@@ -198,52 +513,101 @@ func (s *source) readNow() time.Time {
 	return s.clock.wall()
 }
 
-// decide is current past its lock-free read: the one switch on the state.
-func (s *source) decide(ctx context.Context, patience time.Duration) (*token, error) {
-	var waited *flight
+// decide is current past its lock-free read: it takes the steps stepLocked
+// gives until one gives a token or an error.
+func (s *source) decide(ctx context.Context, p patience) (*token, error) {
+	w, cancel := s.waitOf(ctx, p)
+	defer cancel()
 	for {
 		s.mu.Lock()
-		wall, mono := s.clock.wall(), s.clock.mono()
-		st := s.stateLocked(wall)
-		switch {
-		case st.Usable():
-			if st == policy.Due && s.flight == nil && !s.renewal.Active(mono) && s.ctx.Err() == nil {
-				s.startLocked(st)
-			}
-			t := s.tok
-			s.mu.Unlock()
-			return t, nil
-		case waited != nil && waited.err != nil && (patience == 0 || !wire.Transient(waited.err)):
-			s.mu.Unlock()
-			return nil, waited.err // the result of the attempt this caller waited for
-		case s.flight == nil && s.cfg.Password == "" && (st == policy.None || st == policy.Expired):
-			s.mu.Unlock()
-			return nil, errNoPassword
-		case s.flight == nil && s.login.Active(mono):
-			err, wait := s.lastErrLocked(), s.login.Until-mono
-			s.mu.Unlock()
-			if wait > patience || patience < patient && !wire.Transient(err) || !allows(ctx, wait) {
-				return nil, err
-			}
-			if err := s.clock.sleep(ctx, wait); err != nil {
-				return nil, err
-			}
-			continue
-		case s.flight == nil:
-			if err := s.ctx.Err(); err != nil {
-				s.mu.Unlock()
-				return nil, fmt.Errorf("econnect: %w", err)
-			}
-			s.startLocked(st)
-		}
-		f := s.flight
+		next := s.stepLocked(w)
 		s.mu.Unlock()
-		select {
-		case <-f.done:
-			waited = f
-		case <-ctx.Done():
-			return nil, fmt.Errorf("econnect: waiting for a token: %w", ctx.Err())
+		switch {
+		case next.tok != nil || next.err != nil:
+			return next.tok, next.err
+		case next.join != nil:
+			if err := awaitFlight(w.ctx, next.join); err != nil {
+				return nil, err
+			}
+		default:
+			if err := s.clock.sleep(w.ctx, next.sleep); err != nil {
+				return nil, err
+			}
 		}
+	}
+}
+
+// A step is what a caller does next: take tok, fail with err, join a
+// flight, or sleep until the next attempt.
+type step struct {
+	tok   *token
+	err   error
+	join  *flight
+	sleep time.Duration
+}
+
+// stepLocked is the one switch on the state: what a caller bound by w does
+// next. s.mu is held.
+func (s *source) stepLocked(w wait) step {
+	mono := s.clock.mono()
+	st := s.stateLocked(s.clock.wall())
+	switch {
+	case st.Usable():
+		s.renewInBackgroundLocked(st, mono)
+		return step{tok: s.tok}
+	case s.flight != nil:
+		return step{join: s.flight}
+	case s.cfg.Password == "" && needsLogin(st) && s.shelf == nil:
+		return step{err: ErrNoPassword}
+	case s.login.Active(mono):
+		return s.backingOffLocked(w, mono)
+	case s.ctx.Err() != nil:
+		return step{err: fmt.Errorf("econnect: %w", s.ctx.Err())}
+	}
+	return step{join: s.startLocked(st)}
+}
+
+// needsLogin reports whether only a login (or a token from the store) can
+// replace a token in state st: there is none, or it has expired.
+func needsLogin(st policy.State) bool { return st == policy.None || st == policy.Expired }
+
+// renewInBackgroundLocked starts the renewal of a due token, unless one
+// runs, the last failed less than its retry delay ago, or the source's
+// context has ended. s.mu is held.
+func (s *source) renewInBackgroundLocked(st policy.State, mono time.Duration) {
+	if st == policy.Due && s.flight == nil && !s.renewal.Active(mono) && s.ctx.Err() == nil {
+		s.startLocked(st)
+	}
+}
+
+// backingOffLocked is the step of a caller that finds logins backing off:
+// it sleeps until the next attempt if waiting may heal the last failure and
+// the attempt comes within its wait; else it fails at once with the last
+// error. The attempts are the backoff's: waiting adds none. s.mu is held.
+func (s *source) backingOffLocked(w wait, mono time.Duration) step {
+	err := s.lastErrLocked()
+	if !healable(err) || s.login.Until > w.until {
+		return step{err: err}
+	}
+	return step{sleep: s.login.Until - mono}
+}
+
+// healable reports whether waiting may heal err, so that callers wait for
+// the next attempt: not after wrong credentials or another refusal, a
+// certificate that fails verification, or a Config that cannot be used (no
+// password, plain http refused, a bad BaseURL).
+func healable(err error) bool {
+	var ce configError
+	return wire.Transient(err) && !errors.Is(err, ErrNoPassword) && !errors.As(err, &ce)
+}
+
+// awaitFlight waits for f to end, or for ctx.
+func awaitFlight(ctx context.Context, f *flight) error {
+	select {
+	case <-f.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("econnect: waiting for a token: %w", ctx.Err())
 	}
 }
 
@@ -266,40 +630,142 @@ func (s *source) lastErrLocked() error {
 
 var errHeld = errors.New("econnect: no token yet; auth calls are held by the server's Retry-After")
 
+// A flight is one login or renewal, shared by every caller waiting for it.
+type flight struct {
+	done chan struct{} // closed when the flight ends
+	err  error         // set before done is closed
+}
+
+// A plan is what a flight sets out with, read under the lock when it
+// starts: the state of old, the token in hand, and what the source knows of
+// refusals and of the server.
+type plan struct {
+	state        policy.State
+	old          *token
+	afterRefusal bool   // old, or the token before it, was seen refused
+	refused      string // the last JWT seen refused, never to be adopted
+	hedgeLogin   bool   // a login may be hedged
+}
+
+// An outcome is what a flight came back with, and the calls it made.
+type outcome struct {
+	tok     *token
+	err     error
+	adopted bool   // tok came from the store
+	forget  string // a refused JWT to delete from the store if no token came
+	unlock  func() // the store's lease, released once tok is saved
+	calls   counts
+}
+
 // startLocked starts a flight that gets a token for a source in state st.
 // The flight runs on its own goroutine, so that a caller that stops waiting
 // does not cancel it for the others. s.mu is held.
-func (s *source) startLocked(st policy.State) {
-	f, old := &flight{done: make(chan struct{})}, s.tok
+func (s *source) startLocked(st policy.State) *flight {
+	f := &flight{done: make(chan struct{})}
 	s.flight = f
+	p := plan{state: st, old: s.tok, refused: s.refusedJWT, hedgeLogin: s.accepted,
+		afterRefusal: s.suspect || s.tok == nil && s.refusedJWT != ""}
 	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		t, err := s.fetch(st, old)
-		s.finish(f, old, t, err)
-	}()
+	go s.fly(f, p)
+	return f
 }
 
-// fetch gets a token for a source whose token old is in state st. A due
-// token is renewed, within its usable life; a refusal, or the end of that
-// life, leads to a login. A token no longer usable is replaced by a login,
-// or renewed while valid when there is no password.
-func (s *source) fetch(st policy.State, old *token) (*token, error) {
-	if st == policy.Due || st == policy.Unsafe && s.cfg.Password == "" {
-		until := old.timing.UnusableAt()
-		if st == policy.Unsafe {
-			until = old.timing.Expiry
-		}
-		t, err := s.renewUntil(old, until)
-		if t == old {
-			t, err = nil, errSameToken // its expiry stands; try again later
-		}
-		if err == nil || s.cfg.Password == "" || !s.replaceable(old, err) {
-			return t, err
-		}
-		s.log(slog.LevelInfo, "econnect: renewal failed; logging in again", err)
+// fly is a flight: it fetches a token, records the outcome, releases the
+// waiters, then does the store work the outcome leaves.
+func (s *source) fly(f *flight, p plan) {
+	defer s.wg.Done()
+	o := s.fetch(p)
+	work := s.finish(f, p, o)
+	s.settle(o, work)
+}
+
+// fetch gets the token a flight set out for: a newer one a peer saved in
+// the store, else one from the server, under the store's lease when it has
+// one (loading once more once the lease is held).
+func (s *source) fetch(p plan) outcome {
+	if s.shelf == nil {
+		return s.ask(p)
 	}
-	return s.cfg.login(s.ctx, s.clock, s.clock.hedge, s.draw)
+	if t := s.fromShelf(p); t != nil {
+		return outcome{tok: t, adopted: true, calls: counts{adopted: 1}}
+	}
+	if s.cfg.Password == "" && needsLogin(p.state) {
+		return outcome{err: ErrNoPassword}
+	}
+	var adopted *token
+	unlock, ok := s.shelf.Lease(s.ctx, leaseTTL, func(e tokenstore.Entry) bool {
+		adopted = s.adoptable(e, p)
+		return adopted != nil
+	})
+	if ok {
+		return outcome{tok: adopted, adopted: true, calls: counts{adopted: 1}}
+	}
+	o := s.ask(p)
+	o.unlock = unlock
+	return o
+}
+
+// ask gets a token from the server for a source whose token p.old is in
+// state p.state. A due token is renewed, within its usable life; a
+// refusal, or the end of that life, leads to a login. A token no longer
+// usable is replaced by a login, or renewed while valid when there is no
+// password.
+func (s *source) ask(p plan) outcome {
+	o := outcome{}
+	if p.afterRefusal {
+		o.forget = p.refused
+	}
+	if p.state == policy.Due || p.state == policy.Unsafe && s.cfg.Password == "" {
+		t, err := s.renewUntil(p.old, renewalEnd(p))
+		o.calls.renewals++
+		if err == nil || s.cfg.Password == "" || !s.replaceable(p.old, err) {
+			return o.with(t, err)
+		}
+		if wire.Refused(err) {
+			o.forget = p.old.raw()
+		}
+		s.log(event{slog.LevelInfo, "econnect: renewal failed; logging in again", err})
+	}
+	t, err := s.cfg.login(s.ctx, s.authCall(p.hedgeLogin))
+	if !madeNoCall(err) {
+		o.calls.logins++
+	}
+	return o.with(t, err)
+}
+
+// with returns o with the token t or the error err of its last call.
+func (o outcome) with(t *token, err error) outcome {
+	o.tok, o.err = t, err
+	if err != nil && !madeNoCall(err) {
+		o.calls.failures++
+	}
+	return o
+}
+
+// madeNoCall reports whether err refused a login before any network I/O.
+func madeNoCall(err error) bool {
+	var ce configError
+	return errors.Is(err, ErrNoPassword) || errors.As(err, &ce)
+}
+
+// authCall returns how the source makes an auth call: logins hedged only if
+// hedgeLogin, renewals always.
+func (s *source) authCall(hedgeLogin bool) authCall {
+	a := authCall{end: &s.end, now: s.clock.wall, draw: s.draw}
+	if hedgeLogin {
+		a.hedge = s.hedge
+	}
+	return a
+}
+
+// renewalEnd is when the renewal of p.old gives up: when it can no longer
+// be handed out, or, for an unsafe token renewed without a password, when
+// it expires.
+func renewalEnd(p plan) time.Time {
+	if p.state == policy.Unsafe {
+		return p.old.timing.Expiry
+	}
+	return p.old.timing.UnusableAt()
 }
 
 // renewUntil renews old, giving up at until (wall clock) with errUnusable:
@@ -311,9 +777,14 @@ func (s *source) renewUntil(old *token, until time.Time) (*token, error) {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, left)
 	defer cancel()
-	t, err := s.cfg.renew(ctx, old, s.clock, min(s.clock.hedge, left/2), s.draw)
-	if err != nil && ctx.Err() == context.DeadlineExceeded && s.ctx.Err() == nil {
+	a := s.authCall(false)
+	a.hedge = min(s.hedge, left/2)
+	t, err := s.cfg.renew(ctx, a, old)
+	switch {
+	case err != nil && ctx.Err() == context.DeadlineExceeded && s.ctx.Err() == nil:
 		return nil, errUnusable
+	case err == nil && t == old:
+		return nil, errSameToken // its expiry stands; try again later
 	}
 	return t, err
 }
@@ -333,69 +804,334 @@ func (s *source) replaceable(old *token, err error) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if wire.Refused(err) && s.tok == old {
-		s.tok = nil
-		s.publishLocked()
+		s.dropLocked()
 	}
 	return s.tok != old || err == errUnusable || !s.stateLocked(s.clock.wall()).Usable()
 }
 
-// finish records the outcome of a flight that set out to replace old, and
-// releases its waiters. Every change a flight's outcome makes is here:
+// dropLocked drops the current token, which the auth server itself refused,
+// so that it is never handed out again. s.mu is held.
+func (s *source) dropLocked() {
+	s.refusedJWT = s.tok.raw()
+	s.tok, s.replacement = nil, nil
+	s.publishLocked()
+}
+
+// finish records the outcome of a flight, releases its waiters, and
+// returns the store work left to do after (see settle). A token that comes
+// in already due (one taken from the store) is renewed at once. The logger
+// is called after the lock is released.
+func (s *source) finish(f *flight, p plan, o outcome) storeWork {
+	s.mu.Lock()
+	ev := s.applyLocked(p, o)
+	s.publishLocked()
+	work := s.queueLocked(o)
+	s.flight, f.err = nil, o.err
+	close(f.done)
+	s.renewInBackgroundLocked(s.stateLocked(s.clock.wall()), s.clock.mono())
+	s.mu.Unlock()
+	s.log(ev)
+	return work
+}
+
+// applyLocked makes the change a flight's outcome brings, and returns the
+// log line it calls for. Every change an outcome makes is here:
 //
 //	new token               it becomes current; every failure streak ends
 //	failure, old usable     old stays; the renewal retry waits
 //	                        clamp(remaining/4, 1 s, 30 s), or the server's
 //	                        Retry-After if longer
 //	refusal of old          old is dropped, so it is not handed out again
-//	failure, none usable    logins back off: 1 s doubling to 30 s, or to
-//	                        5 minutes when the server refused the
-//	                        credentials; the server's Retry-After if any
+//	failure, none usable    logins back off: 1 s doubling to
+//	                        min(30 s, max(1 s, lifetime/4)), or to 5 minutes
+//	                        when waiting cannot heal the failure; the
+//	                        server's Retry-After if any
 //
-// The logger is called after the lock is released.
-func (s *source) finish(f *flight, old, t *token, err error) {
-	s.mu.Lock()
-	wall, mono := s.clock.wall(), s.clock.mono()
-	var ev event
+// s.mu is held.
+func (s *source) applyLocked(p plan, o outcome) event {
+	s.counts.add(o.calls)
+	defer s.holdLocked(wire.RetryAfter(o.err))
 	switch {
-	case err == nil:
-		ev = event{slog.LevelDebug, "econnect: new token", nil}
-		if s.login.Fails > 0 || s.renewal.Fails > 0 {
-			ev = event{slog.LevelInfo, "econnect: recovered", nil}
-		}
-		s.tok, s.suspect = t, false
-		s.login.Reset()
-		s.renewal.Reset()
-	case errors.Is(err, context.Canceled):
-	case s.tok == old && !wire.Refused(err) && s.stateLocked(wall).Usable():
-		wait := max(policy.Jitter(policy.RetryDelay(old.timing.Expiry.Sub(wall)), s.clock.rand()), wire.RetryAfter(err))
-		s.renewal.Fail(mono, wait, err)
-		if s.renewal.Fails == 1 {
-			ev = event{slog.LevelWarn, "econnect: renewal failed; keeping the current token", err}
-		}
-	default:
-		if s.tok == old && wire.Refused(err) {
-			s.tok = nil // refused by the auth server itself: never hand it out again
-		}
-		s.suspect = false // the refusal a request saw was answered: by a login, or a renewal
-		ceiling := policy.TransientCeiling
-		if !wire.Transient(err) {
-			ceiling = policy.RefusalCeiling
-		}
-		wait := cmp.Or(wire.RetryAfter(err), policy.Doubling(s.login.Fails+1, ceiling))
-		s.login.Fail(mono, policy.Jitter(wait, s.clock.rand()), err)
-		if s.login.Fails == 1 {
-			ev = event{slog.LevelWarn, "econnect: no usable token; backing off", err}
+	case o.err == nil:
+		return s.acceptLocked(p, o)
+	case errors.Is(o.err, context.Canceled):
+		return event{}
+	case s.tok == p.old && !wire.Refused(o.err) && s.stateLocked(s.clock.wall()).Usable():
+		return s.keepLocked(o.err)
+	}
+	return s.backOffLocked(p, o.err)
+}
+
+func (c *counts) add(d counts) {
+	c.logins += d.logins
+	c.renewals += d.renewals
+	c.failures += d.failures
+	c.adopted += d.adopted
+}
+
+// acceptLocked makes o's token current. s.mu is held.
+func (s *source) acceptLocked(p plan, o outcome) event {
+	ev := event{slog.LevelDebug, "econnect: new token", nil}
+	switch {
+	case s.login.Fails > 0 || s.renewal.Fails > 0:
+		ev.level, ev.msg = slog.LevelInfo, "econnect: recovered"
+	case o.adopted:
+		ev.msg = "econnect: took a newer token from Config.Store"
+	}
+	s.tok, s.suspect, s.life = o.tok, false, o.tok.timing.Lifetime
+	s.replacement = nil
+	if p.afterRefusal {
+		s.replacement = o.tok
+	}
+	if o.calls.logins > 0 && !o.adopted {
+		s.accepted = true
+	}
+	s.login.Reset()
+	s.renewal.Reset()
+	return ev
+}
+
+// keepLocked keeps the current token after its renewal failed while it is
+// usable, and sets when the renewal is tried again. s.mu is held.
+func (s *source) keepLocked(err error) event {
+	left := s.tok.timing.Expiry.Sub(s.clock.wall())
+	wait := max(policy.Jitter(policy.RetryDelay(left), s.clock.rand()), wire.RetryAfter(err))
+	s.renewal.Fail(s.clock.mono(), wait, err)
+	if s.renewal.Fails == 1 {
+		return event{slog.LevelWarn, "econnect: renewal failed; keeping the current token", err}
+	}
+	return event{}
+}
+
+// backOffLocked records a failure that left no usable token: logins back
+// off. s.mu is held.
+func (s *source) backOffLocked(p plan, err error) event {
+	if s.tok == p.old && s.tok != nil && wire.Refused(err) {
+		s.dropLocked() // refused by the auth server itself: never hand it out again
+	}
+	s.suspect = false // the refusal a request saw was answered: by a login, or a renewal
+	ceiling := policy.TransientCeiling(s.life)
+	if !healable(err) {
+		ceiling = policy.RefusalCeiling
+	}
+	wait := cmp.Or(wire.RetryAfter(err), policy.Doubling(s.login.Fails+1, ceiling))
+	s.login.Fail(s.clock.mono(), policy.Jitter(wait, s.clock.rand()), err)
+	if s.login.Fails == 1 {
+		return event{slog.LevelWarn, "econnect: no usable token; backing off", err}
+	}
+	return event{}
+}
+
+// holdLocked holds every auth call for a server's Retry-After, ra: no
+// login or renewal inside the window. s.mu is held.
+func (s *source) holdLocked(ra time.Duration) {
+	if ra > 0 {
+		until := s.clock.mono() + ra
+		s.login.Hold(until)
+		s.renewal.Hold(until)
+	}
+}
+
+// refused handles a refusal of t seen on a request (a 401) or reported by
+// Invalidate, and reports whether the request may be retried with another
+// token. The first refusal of the current token marks it unsafe, so that
+// the next caller replaces it (one login however many requests saw it),
+// unless a replacement happened less than its spacing ago: then the
+// refusal goes back as it is. The spacing is a second, doubled for each
+// fresh token the server refuses in turn, up to 30 s: per refused token,
+// however many requests saw it.
+func (s *source) refused(t *token) bool {
+	s.mu.Lock()
+	if s.tok != t || s.suspect {
+		s.mu.Unlock()
+		return true // replaced, or being replaced: retry with the next token
+	}
+	now := s.clock.mono()
+	if s.relogin.Active(now) {
+		s.mu.Unlock()
+		return false
+	}
+	var ev event
+	if t == s.replacement {
+		s.relogin.Fails++ // the server refused a fresh token too
+		if s.relogin.Fails == 1 {
+			ev = event{slog.LevelWarn, "econnect: the server refused a fresh token; spacing out logins on 401", nil}
 		}
 	}
-	if ra := wire.RetryAfter(err); ra > 0 {
-		s.login.Hold(mono + ra)
-		s.renewal.Hold(mono + ra)
-	}
+	s.suspect, s.refusedJWT = true, t.raw()
+	s.relogin.Until = now + policy.Jitter(policy.Doubling(s.relogin.Fails+1, policy.MaxTransient), s.clock.rand())
 	s.publishLocked()
-	s.flight, f.err = nil, err
-	close(f.done)
 	s.mu.Unlock()
-	s.log(ev.level, ev.msg, ev.err)
+	s.log(ev)
+	return true
+}
+
+// healed records that a retry after a 401 was accepted: the spacing of
+// 401-driven logins is back to a second.
+func (s *source) healed() {
+	s.mu.Lock()
+	s.relogin.Fails = 0
+	s.mu.Unlock()
+}
+
+// invalidate is Invalidate for a source: a refusal of jwt, seen elsewhere.
+// A JWT that is not the current token is only remembered, so that the
+// store's copy of it is not adopted.
+func (s *source) invalidate(jwt string) {
+	s.mu.Lock()
+	t := s.tok
+	if t == nil || t.raw() != jwt {
+		if t == nil {
+			s.refusedJWT = jwt
+		}
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	s.refused(t)
+}
+
+// fromShelf returns the token the store holds if the source adopts it (see
+// adoptable), or nil: the load a flight makes before any auth call.
+func (s *source) fromShelf(p plan) *token {
+	e, ok := s.shelf.Load(s.ctx)
+	if !ok {
+		return nil
+	}
+	return s.adoptable(e, p)
+}
+
+// adoptable returns the token of e, a valid entry for the source's key, if
+// the source takes it instead of calling the server: it is usable, not one
+// the source saw refused, and newer than the token in hand by its own
+// claims (exp, then iat: the server's clock orders tokens, so that machines
+// never compare their own). After a refusal, any other token not older than
+// the refused one will do.
+func (s *source) adoptable(e tokenstore.Entry, p plan) *token {
+	if e.Token == p.refused || p.old != nil && e.Token == p.old.raw() {
+		return nil
+	}
+	t := makeToken(e.Token, e.Username, policy.NewTiming(e.Expiry, e.Lifetime, s.cfg.EarlyExpiry, s.draw))
+	if !t.timing.State(s.clock.wall()).Usable() {
+		return nil
+	}
+	switch {
+	case p.old != nil && p.old.raw() != p.refused:
+		if !tokenstore.Newer(e.Claims, claimsOf(p.old.raw())) {
+			return nil
+		}
+	case p.refused != "":
+		if tokenstore.Newer(claimsOf(p.refused), e.Claims) {
+			return nil
+		}
+	}
+	return t
+}
+
+// claimsOf returns the claims of jwt, zero for a token that is not a JWT.
+func claimsOf(jwt string) jwtclaims.Claims {
+	cl, _ := jwtclaims.Parse(jwt)
+	return cl
+}
+
+// storeWork is the store work a flight leaves for after its waiters are
+// released, in the order flights finished: it waits for prev, the work
+// queued before it, and closes done.
+type storeWork struct {
+	prev, done chan struct{}
+}
+
+// queueLocked queues the store work o leaves: saving a token from the
+// server, or deleting a refused one no token replaced. s.mu is held.
+func (s *source) queueLocked(o outcome) storeWork {
+	if s.shelf == nil || o.adopted || o.err != nil && o.forget == "" {
+		return storeWork{}
+	}
+	w := storeWork{prev: s.saved, done: make(chan struct{})}
+	s.saved = w.done
+	return w
+}
+
+// settle does the store work a flight leaves, then releases the store's
+// lease, so that peers waiting for it find the new token saved.
+func (s *source) settle(o outcome, w storeWork) {
+	if o.unlock != nil {
+		defer o.unlock()
+	}
+	if w.done == nil {
+		return
+	}
+	defer close(w.done)
+	if w.prev != nil {
+		<-w.prev
+	}
+	if o.err != nil {
+		s.shelf.Forget(s.ctx, o.forget)
+		return
+	}
+	s.shelf.Save(s.ctx, entryOf(o.tok, s.clock.wall()), ttlOf(o.tok, s.clock.wall()))
+}
+
+// entryOf returns t as stored at now.
+func entryOf(t *token, now time.Time) tokenstore.Entry {
+	return tokenstore.Entry{Token: t.raw(), Username: t.name, Expiry: t.timing.Expiry,
+		Lifetime: t.timing.Lifetime, SavedAt: now}
+}
+
+// ttlOf is how long a store may keep t: its remaining life, zero (no
+// limit) for a token that never expires.
+func ttlOf(t *token, now time.Time) time.Duration {
+	if t.timing.Expiry.IsZero() {
+		return 0
+	}
+	return max(t.timing.Expiry.Sub(now), time.Millisecond)
+}
+
+// flush is Flush for a source.
+func (s *source) flush(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		f, saved := s.flight, s.saved
+		s.mu.Unlock()
+		ch := saved
+		if f != nil {
+			ch = f.done
+		} else if ch == nil || isClosed(ch) {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("econnect: waiting for the store: %w", ctx.Err())
+		}
+	}
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// status is StatusOf for a source.
+func (s *source) status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Status{State: s.stateLocked(s.clock.wall()).String(), Logins: s.counts.logins,
+		Renewals: s.counts.renewals, Failures: s.counts.failures, Adopted: s.counts.adopted}
+	if s.tok != nil {
+		st.Expiry, st.RenewAt = s.tok.timing.Expiry, s.tok.timing.RenewAt()
+	}
+	switch {
+	case s.login.Fails > 0:
+		st.Error = s.login.Err.Error()
+	case s.renewal.Fails > 0:
+		st.Error = s.renewal.Err.Error()
+	}
+	return st
 }
 
 // publishLocked makes the current token readable without the lock, unless a
@@ -418,14 +1154,55 @@ type event struct {
 // log reports an event to the configured logger, if any. Errors are logged
 // by their text, which never holds a secret. s.mu must not be held: the
 // logger may call back into the source.
-func (s *source) log(level slog.Level, msg string, err error) {
+func (s *source) log(ev event, attrs ...slog.Attr) {
 	l := s.cfg.Logger
-	if l == nil || msg == "" || !l.Enabled(s.ctx, level) {
+	if l == nil || ev.msg == "" || !l.Enabled(s.ctx, ev.level) {
 		return
 	}
-	attrs := []slog.Attr{slog.String("username", s.cfg.Username)}
-	if err != nil {
-		attrs = append(attrs, slog.String("error", err.Error()))
+	attrs = append(attrs, slog.String("username", s.cfg.Username))
+	if ev.err != nil {
+		attrs = append(attrs, slog.String("error", ev.err.Error()))
 	}
-	l.LogAttrs(context.WithoutCancel(s.ctx), level, msg, attrs...)
+	l.LogAttrs(context.WithoutCancel(s.ctx), ev.level, ev.msg, attrs...)
+}
+
+// storeWarning reports the first failure of a store streak, naming the
+// store's type, never a token.
+func (s *source) storeWarning(msg string) {
+	s.log(event{level: slog.LevelWarn, msg: msg}, slog.String("store", storeType(s.cfg.Store)))
+}
+
+// clock is where a source reads time. Expiry follows the wall clock, so a
+// host that wakes from sleep sees its token expired; backoffs run on the
+// monotonic clock, so a wall clock step does not stretch them.
+type clock struct {
+	wall func() time.Time     // monotonic reading stripped
+	mono func() time.Duration // since an arbitrary fixed point
+	rand func() float64       // in [0, 1), for jitter
+	// sleep waits d on the monotonic clock, or until ctx ends.
+	sleep func(ctx context.Context, d time.Duration) error
+}
+
+var processStart = time.Now()
+
+var systemClock = &clock{
+	wall:  wallNow,
+	mono:  func() time.Duration { return time.Since(processStart) },
+	rand:  rand.Float64,
+	sleep: sleep,
+}
+
+// wallNow is the system's wall clock without its monotonic reading.
+func wallNow() time.Time { return time.Now().Round(0) }
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("econnect: waiting for a token: %w", ctx.Err())
+	}
 }

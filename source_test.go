@@ -142,7 +142,7 @@ func (f *fixture) source(t testing.TB, saved *oauth2.Token) *source {
 	t.Helper()
 	s := newSource(f.ctx, &f.cfg, saved)
 	s.clock = &clock{wall: f.clk.Wall, mono: f.clk.Mono, rand: func() float64 { return 0 }, sleep: f.clk.Sleep}
-	s.draw = 0
+	s.draw, s.hedge = 0, 0
 	t.Cleanup(s.wg.Wait)
 	return s
 }
@@ -158,7 +158,7 @@ const (
 
 func mustToken(t testing.TB, s *source) *token {
 	t.Helper()
-	tok, err := s.current(context.Background(), 0)
+	tok, err := s.current(context.Background(), failFast)
 	if err != nil {
 		t.Fatalf("current() error = %v", err)
 	}
@@ -307,7 +307,7 @@ func TestRenewalInBackground(t *testing.T) {
 			f.cfg.EarlyExpiry = tt.early
 			s := f.source(t, nil)
 			first := mustToken(t, s)
-			if d := reflect.ValueOf(s.reuse()).Elem().FieldByName("expiryDelta").Int(); time.Duration(d) < first.timing.Threshold {
+			if d := reflect.ValueOf(s.reuse(reuseLayout)).Elem().FieldByName("expiryDelta").Int(); time.Duration(d) < first.timing.Threshold {
 				t.Errorf("oauth2's cache asks the source again %v before expiry, after its renewal point %v", time.Duration(d), first.timing.Threshold)
 			}
 			hold := make(chan struct{})
@@ -320,7 +320,7 @@ func TestRenewalInBackground(t *testing.T) {
 			sent := f.clk.Wall()
 			f.clk.Advance(policy.Margin(first.timing.Lifetime) - 1)
 			parallel(64, func(int) {
-				if tok, err := s.current(context.Background(), patient); err != nil || tok != first {
+				if tok, err := s.current(context.Background(), untilDeadline); err != nil || tok != first {
 					t.Errorf("caller got %v, %v while the renewal is held; want the current token", tok, err)
 				}
 			})
@@ -362,7 +362,7 @@ func TestRenewalFailures(t *testing.T) {
 			f.clk.Advance(dueIn)
 			mustToken(t, s)
 			s.wg.Wait()
-			tok, err := s.current(context.Background(), 0)
+			tok, err := s.current(context.Background(), failFast)
 			if st := f.stats(); st.Logins != tt.wantLogins || st.Renewals != 1 {
 				t.Errorf("Stats = %+v, want %d logins and 1 renewal", st, tt.wantLogins)
 			}
@@ -397,7 +397,7 @@ func TestHungRenewal(t *testing.T) {
 		f := newFixture(t)
 		s := f.source(t, nil)
 		first := mustToken(t, s)
-		s.clock.hedge = 20 * time.Millisecond
+		s.hedge = 20 * time.Millisecond
 		f.srv.FailRenew(1, econnecttest.Fault{Hang: true})
 		f.clk.Advance(dueIn)
 		mustToken(t, s)
@@ -440,8 +440,8 @@ func TestTokenOnly(t *testing.T) {
 		t.Error("a 401 without a password did not lead to a renewal")
 	}
 	f.clk.Advance(2 * time.Hour)
-	if _, err := s.current(context.Background(), 0); !errors.Is(err, errNoPassword) {
-		t.Errorf("current() on an expired token without password: error = %v, want errNoPassword", err)
+	if _, err := s.current(context.Background(), failFast); !errors.Is(err, ErrNoPassword) {
+		t.Errorf("current() on an expired token without password: error = %v, want ErrNoPassword", err)
 	}
 	if st := f.stats(); st.Logins != 1 || st.Renewals != 2 {
 		t.Errorf("Stats = %+v, want the setup's login and 2 renewals", st)
@@ -498,7 +498,7 @@ func TestLoginBackoff(t *testing.T) {
 	busy := func(t *testing.T, s *source, want func(error) bool) {
 		t.Helper()
 		for range 100 {
-			if _, err := s.current(context.Background(), 0); !want(err) {
+			if _, err := s.current(context.Background(), failFast); !want(err) {
 				t.Fatalf("current() error = %v", err)
 			}
 		}
@@ -555,7 +555,7 @@ func TestClockSteps(t *testing.T) {
 	f := newFixture(t)
 	f.srv.FailLogin(1, econnecttest.Fault{Status: http.StatusServiceUnavailable})
 	s := f.source(t, nil)
-	if _, err := s.current(context.Background(), 0); err == nil {
+	if _, err := s.current(context.Background(), failFast); err == nil {
 		t.Fatal("current() error = nil, want the 503")
 	}
 	f.clk.StepWall(-time.Hour)
@@ -570,45 +570,47 @@ func TestClockSteps(t *testing.T) {
 	}
 }
 
-// TestPatientCallers: while logins back off, a caller whose context allows
-// it waits for the next attempt and gets its result (after a transient
-// failure, the next one's, while its deadline allows); one whose deadline
-// comes first, or Token (no context), fails at once; the schedule of
-// attempts is the same.
+// TestPatientCallers: while logins back off after transient failures, a
+// request whose context allows it waits for the next attempt and gets its
+// result, through further failures while its deadline allows; one whose
+// deadline comes first fails at once; Token (no context) waits out
+// backoffs within 2 s of the call in all, then returns the last error. The
+// schedule of attempts is the same however many wait.
 func TestPatientCallers(t *testing.T) {
 	f := newFixture(t)
 	f.srv.FailLogin(2, econnecttest.Fault{Status: http.StatusServiceUnavailable})
 	s := f.source(t, nil)
-	if _, err := s.current(context.Background(), 0); err == nil {
+	if _, err := s.current(context.Background(), failFast); err == nil {
 		t.Fatal("current() error = nil, want the failed login's")
 	}
 	short, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	if _, err := s.current(short, patient); err == nil || errors.Is(err, context.DeadlineExceeded) {
+	if _, err := s.current(short, untilDeadline); err == nil || errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("current(deadline before the backoff ends) error = %v, want the last error at once", err)
 	}
-	if _, err := s.current(context.Background(), 0); err == nil {
-		t.Error("current(not patient) error = nil, want the last error at once")
-	}
-	go func() { // the two backoffs end; the second login fails too, and the callers wait on
-		for i, backoff := range []time.Duration{time.Second, 2 * time.Second} {
-			for f.stats().Logins <= i || f.clk.Sleepers() < 11 {
-				runtime.Gosched()
-			}
-			f.clk.Advance(backoff)
+	go func() { // the 1 s backoff ends; the second login fails; Token gives up; the 2 s backoff ends
+		for f.clk.Sleepers() < 11 {
+			runtime.Gosched()
 		}
+		f.clk.Advance(time.Second)
+		for f.stats().Logins < 2 || f.clk.Sleepers() < 10 {
+			runtime.Gosched()
+		}
+		f.clk.Advance(2 * time.Second)
 	}()
 	long, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	parallel(11, func(i int) {
-		var err error
 		if i == 10 {
-			_, err = s.Token() // waits too: a short backoff after a transient failure
-		} else {
-			_, err = s.current(long, patient)
+			_, err := s.Token()
+			var re *oauth2.RetrieveError
+			if !errors.As(err, &re) || re.Response.StatusCode != http.StatusServiceUnavailable {
+				t.Errorf("Token() error = %v, want the second login's 503: the next attempt is past its 2 s", err)
+			}
+			return
 		}
-		if err != nil {
-			t.Errorf("caller %d: error = %v, want the next login's token", i, err)
+		if _, err := s.current(long, untilDeadline); err != nil {
+			t.Errorf("request %d: error = %v, want the third login's token", i, err)
 		}
 	})
 	if st := f.stats(); st.Logins != 3 {
@@ -624,9 +626,9 @@ func TestRetryAfter(t *testing.T) {
 	f.srv.FailLogin(3, ra) // three in a row: the server's 3 s each time, not 1, 2, 4 s nor their max
 	s := f.source(t, nil)
 	for i := 1; i <= 3; i++ {
-		s.current(context.Background(), 0)
+		s.current(context.Background(), failFast)
 		f.clk.Advance(3*time.Second - time.Millisecond)
-		if _, err := s.current(context.Background(), 0); err == nil || f.stats().Logins != i {
+		if _, err := s.current(context.Background(), failFast); err == nil || f.stats().Logins != i {
 			t.Fatalf("inside Retry-After window %d: error %v after %d logins, want the 429 and %d", i, err, f.stats().Logins, i)
 		}
 		f.clk.Advance(time.Millisecond)
@@ -713,9 +715,8 @@ func TestAuthCallsPerLifetime(t *testing.T) {
 }
 
 // TestEndpointAlways401: an endpoint that refuses every token causes at most
-// one login a second, doubling while even fresh tokens are refused, not one
-// per request; a spurious 401 heals with one login, the next only a second
-// later.
+// one login a second, the spacing doubling for each fresh token refused in
+// turn, not one login per request.
 func TestEndpointAlways401(t *testing.T) {
 	f := newFixture(t)
 	var calls atomic.Int32
@@ -736,11 +737,11 @@ func TestEndpointAlways401(t *testing.T) {
 		advance               time.Duration
 		wantCalls, wantLogins int32
 	}{
-		{0, 2 + 19, 2},                // a re-login and retry, then 2 s of plain 401s
-		{time.Second, 21 + 20, 2},     // still inside the 2 s
-		{time.Second, 41 + 2 + 19, 3}, // the next step: 4 s this time
-		{3 * time.Second, 62 + 20, 3},
-		{time.Second, 82 + 2 + 19, 4},
+		{0, 2 + 19, 2},                    // a re-login and retry, then plain 401s for a second
+		{time.Second, 21 + 2 + 19, 3},     // the fresh token was refused: 2 s this time
+		{time.Second, 42 + 20, 3},         // still inside the 2 s
+		{3 * time.Second, 62 + 2 + 19, 4}, // the next: 4 s
+		{time.Second, 83 + 20, 4},
 	}
 	for i, st := range steps {
 		f.clk.Advance(st.advance)
@@ -863,7 +864,7 @@ func BenchmarkRead(b *testing.B) {
 		read func() bool
 	}{
 		{"impl=atomic+now", func() bool { t := floor.Load(); return t != nil && time.Now().Before(t.renewAt) }},
-		{"impl=econnect", func() bool { t, err := s.current(ctx, patient); return err == nil && t != nil }},
+		{"impl=econnect", func() bool { t, err := s.current(ctx, untilDeadline); return err == nil && t != nil }},
 		{"impl=oauth2.ReuseTokenSource", func() bool { t, err := reuse.Token(); return err == nil && t != nil }},
 	}
 	for _, r := range reads {

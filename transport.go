@@ -5,16 +5,25 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"strings"
 
-	"github.com/econnect-oss/econnect/internal/policy"
-	"github.com/econnect-oss/econnect/internal/wire"
 	"golang.org/x/oauth2"
 )
+
+// This file is where requests meet tokens: Client and Transport, the 401
+// path that heals a refused token, and the endpoint, which says where the
+// password and tokens may go.
+
+// ErrInsecureHTTP is wrapped by the refusal of a plain http:// BaseURL to a
+// host that is not loopback, made before any network I/O, and by the
+// refusal to send a token to such an origin, because the password and
+// tokens would cross the network in clear text. Set
+// [Config.AllowInsecureHTTP] to permit it.
+var ErrInsecureHTTP = errors.New("econnect: plain http to a host that is not loopback")
 
 // Client returns an HTTP client that authenticates requests to BaseURL's
 // origin with a token it logs in for, renews and replaces as
@@ -28,10 +37,11 @@ import (
 // 30 s), so that no pattern of 401s can cause a login per request.
 //
 // A request that needs a token waits for it as long as its own context
-// allows, also through failed logins' backoffs and further transient
-// failures; one whose deadline comes before the next attempt fails at once
-// with the last error, and after wrong credentials the attempt's error
-// comes back as soon as it is known.
+// allows, and 30 seconds at most without a deadline, also through failed
+// logins' backoffs; one whose deadline comes before the next attempt fails
+// at once with the last error, and so does every request while the failure
+// is one that waiting cannot heal (wrong credentials, an untrusted
+// certificate, plain http refused).
 //
 // The client builds on the context's client (see [oauth2.HTTPClient]): its
 // Transport is the base, and its Timeout, Jar and CheckRedirect are kept.
@@ -69,21 +79,39 @@ type Transport struct {
 
 // RoundTrip authorizes and sends req. It implements [http.RoundTripper].
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if t.Source == nil {
-		closeBody(req)
-		return nil, errors.New("econnect: Transport's Source is nil")
-	}
 	if s := sourceOf(t.Source); s != nil {
 		return s.roundTrip(t.base(), req)
 	}
+	return t.plain(req)
+}
+
+// plain is RoundTrip around a source of another kind, as oauth2.Transport
+// does it. The body is closed unless Base took it, even when Source panics.
+func (t *Transport) plain(req *http.Request) (*http.Response, error) {
+	sent := false
+	defer func() {
+		if !sent {
+			closeBody(req)
+		}
+	}()
+	if t.Source == nil || isNilPointer(t.Source) {
+		return nil, errors.New("econnect: Transport's Source is nil")
+	}
 	tok, err := t.Source.Token()
 	if err != nil {
-		closeBody(req)
 		return nil, err
 	}
 	r := req.Clone(req.Context())
 	tok.SetAuthHeader(r)
+	sent = true
 	return t.base().RoundTrip(r)
+}
+
+// isNilPointer reports whether ts is a typed nil pointer: a source that
+// cannot be asked for a token.
+func isNilPointer(ts oauth2.TokenSource) bool {
+	v := reflect.ValueOf(ts)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
 // CloseIdleConnections closes the idle connections of Base, if it has a
@@ -102,12 +130,6 @@ func (t *Transport) Format(f fmt.State, _ rune) {
 	fmt.Fprintf(f, "&econnect.Transport{Source:%T, Base:%T}", t.Source, t.Base)
 }
 
-// Format prints only the username, for every verb: the source holds the
-// password and tokens, and is reachable from a Client's Transport.
-func (s *source) Format(f fmt.State, _ rune) {
-	fmt.Fprintf(f, "econnect.TokenSource{Username:%q}", s.cfg.Username)
-}
-
 func (t *Transport) base() http.RoundTripper {
 	if t.Base != nil {
 		return t.Base
@@ -115,99 +137,13 @@ func (t *Transport) base() http.RoundTripper {
 	return http.DefaultTransport
 }
 
-// reuse wraps s for callers. Its margin, at least the renewal window and
-// twice the safety margin (the latest a renewal point can be), makes the
-// wrapper ask s again from the renewal point on, so that s decides when to
-// renew and what to hand out.
-func (s *source) reuse() oauth2.TokenSource {
-	early := s.cfg.EarlyExpiry
-	if early <= 0 {
-		early = policy.DefaultEarlyExpiry
-	}
-	return oauth2.ReuseTokenSourceWithExpiry(nil, s, max(early, 2*policy.MaxMargin))
-}
-
-// Token returns a new copy of a usable token; see current. It has no
-// context to bound a wait, so it waits out only short backoffs after a
-// transient failure (tokenPatience): long enough to ride out a blip, short
-// enough not to hold up an oauth2 caller that cannot cancel it.
-func (s *source) Token() (*oauth2.Token, error) {
-	t, err := s.current(s.ctx, tokenPatience)
-	if err != nil {
-		return nil, err
-	}
-	return t.oauth2Token(extraFor(t.name)), nil
-}
-
-// sourceOf returns the source of this package behind ts, without asking ts
-// for a token (that could wait for a login, or log in for a request to
-// another origin): ts itself, as in Client, or the source that oauth2's
-// reuse wrapper, what TokenSource returns, holds in its field "new", read
-// by reflection because oauth2 exports no way to unwrap it. A test pins
-// that field, so an oauth2 that renames it fails the build's tests rather
-// than quietly turning hand-built Transports into plain oauth2 ones.
-func sourceOf(ts oauth2.TokenSource) *source {
-	if s, ok := ts.(*source); ok {
-		return s // Client's: a check cheap enough to inline
-	}
-	return wrapped(ts)
-}
-
-// wrapped is sourceOf for a Source that is not the source itself.
-func wrapped(ts oauth2.TokenSource) *source {
-	v := reflect.ValueOf(ts)
-	for range 4 { // a reuse wrapper around a reuse wrapper, and so on
-		if reuseNew < 0 || v.Type() != reuseType || v.IsNil() {
-			return nil
-		}
-		if v = v.Elem().Field(reuseNew); v.IsNil() {
-			return nil
-		}
-		if v = v.Elem(); v.Type() == sourceType && !v.IsNil() {
-			return (*source)(v.UnsafePointer())
-		}
-	}
-	return nil
-}
-
-var (
-	sourceType          = reflect.TypeFor[*source]()
-	reuseType, reuseNew = reuseField()
-)
-
-// reuseField finds oauth2's reuse wrapper type and the index of the field
-// that holds the source it wraps, or -1.
-func reuseField() (reflect.Type, int) {
-	rt := reflect.TypeOf(oauth2.ReuseTokenSource(nil, oauth2.StaticTokenSource(&oauth2.Token{})))
-	if rt.Kind() != reflect.Pointer || rt.Elem().Kind() != reflect.Struct {
-		return rt, -1
-	}
-	f, ok := rt.Elem().FieldByName("new")
-	if !ok || f.Type != reflect.TypeFor[oauth2.TokenSource]() || len(f.Index) != 1 {
-		return rt, -1
-	}
-	return rt, f.Index[0]
-}
-
-// closeBody closes the request body, as a RoundTripper must even when it
-// fails before sending.
-func closeBody(req *http.Request) {
-	if req.Body != nil {
-		req.Body.Close()
-	}
-}
-
 // roundTrip sends req with the current token if it goes to BaseURL's origin,
 // and heals a 401 with one new token and at most one retry.
 func (s *source) roundTrip(base http.RoundTripper, req *http.Request) (*http.Response, error) {
-	if !s.origin.matches(req.URL) {
+	if !s.end.matches(req.URL) {
 		return base.RoundTrip(req) // the token stays on its origin
 	}
-	if s.origin.err != nil {
-		closeBody(req)
-		return nil, s.origin.err
-	}
-	tok, err := s.current(req.Context(), patient)
+	tok, err := s.forRequest(req)
 	if err != nil {
 		closeBody(req)
 		return nil, err
@@ -216,62 +152,53 @@ func (s *source) roundTrip(base http.RoundTripper, req *http.Request) (*http.Res
 	if err != nil || resp.StatusCode != http.StatusUnauthorized || !s.refused(tok) {
 		return resp, err
 	}
+	return s.retry(base, req, resp, tok)
+}
+
+// forRequest returns a token for req, which goes to the origin: none if
+// the origin refuses tokens (plain http not allowed).
+func (s *source) forRequest(req *http.Request) (*token, error) {
+	if s.end.err != nil {
+		return nil, s.end.err
+	}
+	return s.current(req.Context(), untilDeadline)
+}
+
+// retry sends req again with the token that replaced refused, if its body
+// can be replayed and one comes; else resp, the 401, goes back as it is:
+// it says more than a failed login would. A 401 on the retry too counts as
+// a refusal of the new token, and goes back.
+func (s *source) retry(base http.RoundTripper, req *http.Request, resp *http.Response, refused *token) (*http.Response, error) {
 	body, ok := replayBody(req)
 	if !ok {
 		return resp, nil
 	}
-	next, err := s.current(req.Context(), patient)
-	if err != nil || next == tok {
+	next, err := s.current(req.Context(), untilDeadline)
+	if err != nil || next == refused {
 		if body != nil {
 			body.Close()
 		}
-		return resp, nil // the 401 says more than a failed login would
+		return resp, nil
 	}
-	discard(resp)
+	// Closed, not drained: a server holding the refused body open would
+	// stall the retry.
+	resp.Body.Close()
 	resp, err = base.RoundTrip(authorized(req, next, body))
-	if err == nil {
-		s.retried(resp.StatusCode != http.StatusUnauthorized)
+	switch {
+	case err != nil:
+	case resp.StatusCode == http.StatusUnauthorized:
+		s.refused(next)
+	default:
+		s.healed()
 	}
 	return resp, err
 }
 
-// refused handles a 401 on a request that carried t, and reports whether
-// the request may be retried with another token. The first 401 on the
-// current token marks it unsafe, so that the next caller replaces it (one
-// login however many requests saw it), unless such a replacement happened
-// less than its spacing ago: then the 401 goes back as it is.
-func (s *source) refused(t *token) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.tok != t || s.suspect {
-		return true // replaced, or being replaced: retry with the next token
-	}
-	now := s.clock.mono()
-	if s.relogin.Active(now) {
-		return false
-	}
-	s.suspect = true
-	s.relogin.Until = now + policy.Jitter(policy.Doubling(s.relogin.Fails+1, policy.TransientCeiling), s.clock.rand())
-	s.publishLocked()
-	return true
-}
-
-// retried records whether a retry after a 401 was accepted. While even fresh
-// tokens are refused, the spacing of 401-driven logins doubles.
-func (s *source) retried(accepted bool) {
-	s.mu.Lock()
-	if accepted {
-		s.relogin.Fails = 0
-		s.mu.Unlock()
-		return
-	}
-	s.relogin.Fails++
-	first := s.relogin.Fails == 1
-	wait := policy.Jitter(policy.Doubling(s.relogin.Fails+1, policy.TransientCeiling), s.clock.rand())
-	s.relogin.Hold(s.clock.mono() + wait)
-	s.mu.Unlock()
-	if first {
-		s.log(slog.LevelWarn, "econnect: the server refused a fresh token; spacing out logins on 401", nil)
+// closeBody closes the request body, as a RoundTripper must even when it
+// fails before sending.
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
 	}
 }
 
@@ -295,44 +222,128 @@ func replayBody(req *http.Request) (io.ReadCloser, bool) {
 	return body, err == nil
 }
 
-// discard drains a little of resp's body, so its connection can be reused,
-// and closes it.
-func discard(resp *http.Response) {
-	io.CopyN(io.Discard, resp.Body, 4<<10)
-	resp.Body.Close()
+// sourceOf returns the source of this package behind ts, without asking ts
+// for a token (that could wait for a login, or log in for a request to
+// another origin): ts itself, as in Client, or the source inside oauth2's
+// reuse wrapper, what TokenSource returns. It is nil for any other source.
+func sourceOf(ts oauth2.TokenSource) *source {
+	if s, ok := ts.(*source); ok {
+		return s // Client's, or nil for a typed nil: a check cheap enough to inline
+	}
+	return reuseLayout.unwrap(ts)
 }
 
-// origin is where a source's tokens may go: BaseURL's scheme, host and
-// port. The zero origin matches nothing: with a BaseURL that has no origin,
-// no token is sent anywhere.
-type origin struct {
-	scheme, host string // as BaseURL spells them
-	err          error  // non-nil: plain http the Config does not allow
+// A layout is how oauth2's reuse wrapper holds the source it wraps: its
+// type and the index of the field. oauth2 exports no way to unwrap it, so
+// the package reads that field by reflection, once it has verified at
+// start-up where the field is: a wrapper made around a probe source must
+// hold that very probe in exactly one field of the TokenSource type. When
+// that cannot be verified (a newer oauth2 in the user's build holds it some
+// other way), the layout is unknown and fails closed: TokenSource returns
+// the package's own source unwrapped, and unwrap finds nothing.
+type layout struct {
+	typ   reflect.Type
+	field int // -1: unknown
 }
 
-func originOf(c *Config) origin {
+var reuseLayout = probeLayout(func(ts oauth2.TokenSource) oauth2.TokenSource {
+	return oauth2.ReuseTokenSourceWithExpiry(nil, ts, 0)
+})
+
+// probeLayout finds where the wrappers that wrap makes hold their source.
+func probeLayout(wrap func(oauth2.TokenSource) oauth2.TokenSource) layout {
+	probe := &source{}
+	v := reflect.ValueOf(wrap(probe))
+	unknown := layout{field: -1}
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return unknown
+	}
+	found := unknown
+	tsType := reflect.TypeFor[oauth2.TokenSource]()
+	for i := range v.Elem().NumField() {
+		f := v.Elem().Field(i)
+		if f.Type() != tsType || f.IsNil() || f.Elem().Type() != sourceType {
+			continue
+		}
+		if (*source)(f.Elem().UnsafePointer()) != probe || found.field >= 0 {
+			return unknown // another value, or the probe twice: not the layout we know
+		}
+		found = layout{typ: v.Type(), field: i}
+	}
+	return found
+}
+
+var sourceType = reflect.TypeFor[*source]()
+
+// known reports whether the layout was verified.
+func (l layout) known() bool { return l.field >= 0 }
+
+// unwrap returns the source of this package that ts, a wrapper of this
+// layout, holds, or nil.
+func (l layout) unwrap(ts oauth2.TokenSource) *source {
+	v := reflect.ValueOf(ts)
+	if !l.known() || !v.IsValid() || v.Type() != l.typ || v.IsNil() {
+		return nil
+	}
+	f := v.Elem().Field(l.field)
+	if f.IsNil() || f.Elem().Type() != sourceType {
+		return nil
+	}
+	return (*source)(f.Elem().UnsafePointer())
+}
+
+// An endpoint is where a Config's auth calls go and its tokens may go,
+// checked once: BaseURL parsed, its origin, and why it cannot be used, if
+// it cannot. The zero origin matches nothing: with a BaseURL that has no
+// origin, no token is sent anywhere.
+type endpoint struct {
+	base         *url.URL
+	scheme, host string // the origin, as BaseURL spells it; "" for none
+	err          error  // non-nil: no auth call is made and no token sent
+}
+
+// endpointOf checks c's BaseURL: an absolute http or https URL without
+// credentials, plain http only to loopback unless c allows it. Its errors
+// never repeat the URL, nor url.Parse's, which quote the parts that might
+// hold a password.
+func endpointOf(c *Config) endpoint {
 	u, err := url.Parse(c.BaseURL)
-	if err != nil || u.User != nil || u.Host == "" || u.Scheme != "http" && u.Scheme != "https" {
-		return origin{}
+	switch {
+	case err != nil:
+		return endpoint{err: configError{errors.New("econnect: BaseURL is not a URL")}}
+	case u.Scheme != "https" && u.Scheme != "http", u.Host == "":
+		return endpoint{err: configError{errors.New("econnect: BaseURL must be an absolute http or https URL")}}
+	case u.User != nil:
+		return endpoint{err: configError{errors.New("econnect: BaseURL must not hold credentials; use Username and Password")}}
 	}
-	o := origin{scheme: u.Scheme, host: u.Host}
-	if _, err := wire.ParseBase(c.BaseURL, c.AllowInsecureHTTP); errors.Is(err, ErrInsecureHTTP) {
-		o.err = err
+	e := endpoint{base: u, scheme: u.Scheme, host: u.Host}
+	if u.Scheme == "http" && !c.AllowInsecureHTTP && !isLoopback(u.Hostname()) {
+		e.err = configError{fmt.Errorf("%w (%s) would expose the password and tokens; use https, or set Config.AllowInsecureHTTP",
+			ErrInsecureHTTP, u.Host)}
 	}
-	return o
+	return e
+}
+
+// isLoopback reports whether host is localhost or a loopback address.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // matches reports whether u has the origin's scheme, host and port. It runs
 // on every request: the spelling of BaseURL is compared first; only another
 // spelling (case, a default port written out) takes the full comparison.
 // Neither allocates.
-func (o *origin) matches(u *url.URL) bool {
-	return o.host != "" && (u.Scheme == o.scheme && u.Host == o.host || o.respelled(u))
+func (e *endpoint) matches(u *url.URL) bool {
+	return e.host != "" && (u.Scheme == e.scheme && u.Host == e.host || e.respelled(u))
 }
 
 // respelled reports whether u names the origin in another spelling.
-func (o *origin) respelled(u *url.URL) bool {
-	ou := url.URL{Scheme: o.scheme, Host: o.host}
+func (e *endpoint) respelled(u *url.URL) bool {
+	ou := url.URL{Scheme: e.scheme, Host: e.host}
 	return strings.EqualFold(u.Scheme, ou.Scheme) &&
 		strings.EqualFold(u.Hostname(), ou.Hostname()) &&
 		port(u) == port(&ou)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -20,11 +21,6 @@ import (
 // fmtVerbs are every verb a value may be printed with. %T and %p print a
 // type or an address, but are checked too: none may print a secret.
 var fmtVerbs = []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%T", "%p"}
-
-// ownerKey is the Extra key under which tokens once pointed back to their
-// source. None does now; the key is still printed, so that a back-pointer
-// added again is checked too.
-const ownerKey = "econnect.source\x00"
 
 // checkNoSecret fails the test if out holds a secret, raw or in the hex
 // that %x and %X print for a string. The message shows where, masked.
@@ -80,7 +76,7 @@ func TestFmtPrintsNoSecret(t *testing.T) {
 		{"Client().Transport", hc.Transport},
 		{"hand-built Transport", hand},
 		{"Extra(username)", tok.Extra("username")},
-		{"Extra(back-pointer)", tok.Extra(ownerKey)},
+		{"Client().Transport's Source", hc.Transport.(*econnect.Transport).Source},
 	}
 	values = append(values, authErrors(t, f, tok)...)
 	secrets := []string{testPassword, tok.AccessToken, clientJWT, handJWT}
@@ -174,19 +170,49 @@ func TestJSONAndSlogRedactConfig(t *testing.T) {
 			t.Fatalf("json.Marshal(%T) error = %v", v, err)
 		}
 		checkNoSecret(t, fmt.Sprintf("json.Marshal(%T)", v), string(b), secrets)
-		if !bytes.Contains(b, []byte(`"Password":"[redacted]"`)) {
-			t.Errorf(`json.Marshal(%T) has no "Password":"[redacted]"`, v)
+		if bytes.Contains(b, []byte(`"Password"`)) {
+			t.Errorf(`json.Marshal(%T) = %s, want no Password at all`, v, b)
 		}
 	}
 	var text, js bytes.Buffer
 	for _, l := range []*slog.Logger{slog.New(slog.NewTextHandler(&text, nil)), slog.New(slog.NewJSONHandler(&js, nil))} {
 		l.Info("values", "cfg", f.cfg, "ptr", &f.cfg, "holder", holder, "source", ts,
-			"client", f.cfg.Client(f.ctx), "username", tok.Extra("username"), "owner", tok.Extra(ownerKey))
+			"client", f.cfg.Client(f.ctx), "username", tok.Extra("username"))
 	}
 	for name, out := range map[string]string{"text": text.String(), "JSON": js.String()} {
 		checkNoSecret(t, "slog's "+name+" handler", out, secrets)
-		if n := strings.Count(out, "[redacted]"); n != 3 {
-			t.Errorf("slog's %s handler shows [redacted] %d times, want 3 (cfg, ptr, holder)", name, n)
+		// The text handler prints the holder with fmt (Config.Format); the JSON
+		// one with json.Marshal, which leaves the password out altogether.
+		want := map[string]int{"text": 3, "JSON": 2}[name]
+		if n := strings.Count(out, "[redacted]"); n != want {
+			t.Errorf("slog's %s handler shows [redacted] %d times, want %d (cfg, ptr, and holder in text)", name, n, want)
 		}
+	}
+}
+
+// TestJSONRoundTrip: a Config marshalled and read back has no password, so
+// it fails with ErrNoPassword rather than log in with a placeholder (which
+// would count toward the account's lockout).
+func TestJSONRoundTrip(t *testing.T) {
+	f := newFixture(t)
+	b, err := json.Marshal(f.cfg)
+	if err != nil {
+		t.Fatalf("json.Marshal() error = %v", err)
+	}
+	var back econnect.Config
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("json.Unmarshal(%s) error = %v", b, err)
+	}
+	if back.BaseURL != f.cfg.BaseURL || back.Username != f.cfg.Username || back.Password != "" {
+		t.Errorf("read back %+v, want the BaseURL and Username and no password", back)
+	}
+	if _, err := back.Token(f.ctx); !errors.Is(err, econnect.ErrNoPassword) {
+		t.Errorf("Token() of the Config read back: error = %v, want ErrNoPassword", err)
+	}
+	if _, err := back.TokenSource(f.ctx).Token(); !errors.Is(err, econnect.ErrNoPassword) {
+		t.Errorf("TokenSource().Token() of the Config read back: error = %v, want ErrNoPassword", err)
+	}
+	if n := f.logins(); n != 0 {
+		t.Errorf("the server saw %d logins, want 0", n)
 	}
 }

@@ -18,14 +18,31 @@ const (
 	// FirstBackoff is the first wait after a failed login, doubled after each
 	// further failure up to TransientCeiling or RefusalCeiling.
 	FirstBackoff = time.Second
-	// TransientCeiling caps the login backoff after failures that may pass by
-	// themselves (network, timeouts, 408, 429, 5xx, a garbled answer).
-	TransientCeiling = 30 * time.Second
-	// RefusalCeiling caps the login backoff after the server refused the
-	// credentials, so that a wrong password in a busy loop cannot lock the
-	// account.
+	// MaxTransient caps the login backoff after failures that may pass by
+	// themselves (see TransientCeiling), and the spacing of 401-driven
+	// logins.
+	MaxTransient = 30 * time.Second
+	// RefusalCeiling caps the login backoff after failures that waiting
+	// cannot heal: the server refused the credentials (so that a wrong
+	// password in a busy loop cannot lock the account), or the Config cannot
+	// be used as it is (an untrusted certificate, plain http refused).
 	RefusalCeiling = 5 * time.Minute
 )
+
+// TransientCeiling caps the login backoff after failures that may pass by
+// themselves (network, timeouts, 408, 429, 5xx, a garbled answer):
+// min(30 s, max(1 s, lifetime/4)), lifetime being the usable lifetime of the
+// last token the source held (zero when it never held one: 30 s). While
+// logins fail, a source then tries about four times per token lifetime:
+// often enough that a server failing calls at random serves waiting
+// requests, rarely enough that a server that is down sees no more than
+// that budget from each source.
+func TransientCeiling(lifetime time.Duration) time.Duration {
+	if lifetime <= 0 {
+		return MaxTransient
+	}
+	return min(MaxTransient, max(FirstBackoff, lifetime/4))
+}
 
 // State is where a token stands at a moment. The token source switches on
 // it; every state and what it leads to:
@@ -37,9 +54,9 @@ const (
 //	Unsafe   < margin, > 0               wait                  logs in (renews without a password)
 //	Expired  ≤ 0                         wait                  logs in
 //
-// The threshold is drawn once per token between 3/4 of R and R, where
-// R = min(EarlyExpiry, lifetime/2), and is never below twice the margin;
-// the margin is min(10 s, lifetime/10).
+// The threshold lies between 3/4 of R and R, where R = min(EarlyExpiry,
+// lifetime/2), at a point each source draws once for all its tokens, and is
+// never below twice the margin; the margin is min(10 s, lifetime/10).
 type State int
 
 const (
@@ -77,8 +94,9 @@ type Timing struct {
 
 // NewTiming returns the timing of a token that expires at expiry after
 // lifetime. early is Config.EarlyExpiry (zero or less: the default), and r,
-// in [0, 1), draws the renewal threshold: each token gets its own, so that
-// sources that logged in together do not renew in lockstep.
+// in [0, 1), places the renewal threshold in its window: the token source
+// draws it once and uses it for all its tokens, so that sources that logged
+// in together do not renew in lockstep and drift apart with each lifetime.
 func NewTiming(expiry time.Time, lifetime, early time.Duration, r float64) Timing {
 	t := Timing{Expiry: expiry, Lifetime: lifetime}
 	if !expiry.IsZero() {

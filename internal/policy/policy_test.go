@@ -113,12 +113,12 @@ func TestDoublingAndJitter(t *testing.T) {
 		ceiling time.Duration
 		want    time.Duration
 	}{
-		{0, TransientCeiling, time.Second},
-		{1, TransientCeiling, time.Second},
-		{2, TransientCeiling, 2 * time.Second},
-		{5, TransientCeiling, 16 * time.Second},
-		{6, TransientCeiling, 30 * time.Second},
-		{1000, TransientCeiling, 30 * time.Second},
+		{0, MaxTransient, time.Second},
+		{1, MaxTransient, time.Second},
+		{2, MaxTransient, 2 * time.Second},
+		{5, MaxTransient, 16 * time.Second},
+		{6, MaxTransient, 30 * time.Second},
+		{1000, MaxTransient, 30 * time.Second},
 		{9, RefusalCeiling, 256 * time.Second},
 		{10, RefusalCeiling, 5 * time.Minute},
 		{64, RefusalCeiling, 5 * time.Minute},
@@ -170,6 +170,26 @@ func TestStateString(t *testing.T) {
 		}
 		if s.Usable() != (s == Fresh || s == Due) {
 			t.Errorf("State(%v).Usable() = %t", s, s.Usable())
+		}
+	}
+}
+
+// TestTransientCeiling: about four login attempts per token lifetime while
+// logins fail, never more than one a second, never less than one in 30 s.
+func TestTransientCeiling(t *testing.T) {
+	for _, tt := range []struct {
+		lifetime, want time.Duration
+	}{
+		{0, 30 * time.Second}, // never held a token
+		{time.Second, time.Second},
+		{4 * time.Second, time.Second},
+		{6 * time.Second, 1500 * time.Millisecond},
+		{time.Minute, 15 * time.Second},
+		{2 * time.Minute, 30 * time.Second},
+		{time.Hour, 30 * time.Second},
+	} {
+		if got := TransientCeiling(tt.lifetime); got != tt.want {
+			t.Errorf("TransientCeiling(%v) = %v, want %v", tt.lifetime, got, tt.want)
 		}
 	}
 }

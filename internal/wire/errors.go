@@ -2,6 +2,8 @@ package wire
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net/http"
 	"net/url"
@@ -9,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/econnect-oss/econnect/internal/secret"
 	"golang.org/x/oauth2"
 )
 
@@ -19,6 +22,7 @@ type Refusal struct {
 	Code       int
 	Location   string        // where a 3xx pointed, if it did, secrets removed
 	RetryAfter time.Duration // a 429's or 503's Retry-After, capped; zero if none
+	bad        error         // Call.BadCredentials, for a login refused with 400
 	re         *oauth2.RetrieveError
 }
 
@@ -37,11 +41,11 @@ func (e *Refusal) badCredentials() bool {
 	return e.Op == "login" && e.Code == http.StatusBadRequest
 }
 
-// Unwrap returns the oauth2.RetrieveError, and ErrBadCredentials for a
-// login refused with 400.
+// Unwrap returns the oauth2.RetrieveError, and the Call's BadCredentials
+// for a login refused with 400.
 func (e *Refusal) Unwrap() []error {
-	if e.badCredentials() {
-		return []error{ErrBadCredentials, e.re}
+	if e.badCredentials() && e.bad != nil {
+		return []error{e.bad, e.re}
 	}
 	return []error{e.re}
 }
@@ -65,18 +69,18 @@ func (e *AnswerError) Unwrap() error { return e.Err }
 // refusal builds the error for a non-2xx answer. The body kept is redacted
 // first and cut after, so that no part of a secret survives the cut, and
 // the request kept carries neither the bearer nor a replayable body.
-func refusal(op string, resp *http.Response, body []byte, secret string, now time.Time) error {
+func (c Call) refusal(op string, resp *http.Response, body []byte, s string) error {
 	req := resp.Request.Clone(context.Background())
 	req.Header.Del("Authorization")
 	req.Body, req.GetBody = nil, nil
 	resp.Request = req
-	e := &Refusal{Op: op, Code: resp.StatusCode,
-		re: &oauth2.RetrieveError{Response: resp, Body: Redact(body, MaxErrorBody, secret)}}
+	e := &Refusal{Op: op, Code: resp.StatusCode, bad: c.BadCredentials,
+		re: &oauth2.RetrieveError{Response: resp, Body: redactedBody(body, s)}}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		e.RetryAfter = parseRetryAfter(resp.Header, now)
+		e.RetryAfter = parseRetryAfter(resp.Header, c.Now())
 	}
 	if loc, err := resp.Location(); err == nil {
-		e.Location = redactLocation(loc, secret)
+		e.Location = redactLocation(loc, s)
 	} else if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		e.Location = "nowhere"
 	}
@@ -85,35 +89,33 @@ func refusal(op string, resp *http.Response, body []byte, secret string, now tim
 
 // redactLocation returns loc without user information, query or fragment,
 // and without its path if that holds the secret in any spelling, or at all
-// if its host does (host names ignore case).
-func redactLocation(loc *url.URL, secret string) string {
+// if its host does.
+func redactLocation(loc *url.URL, s string) string {
 	loc.User, loc.RawQuery, loc.Fragment, loc.RawFragment = nil, "", "", ""
-	holds := func(s string) bool {
-		return secret != "" && (strings.Contains(s, secret) || strings.Contains(s, url.PathEscape(secret)) ||
-			strings.Contains(s, url.QueryEscape(secret)) || strings.Contains(strings.ToLower(s), strings.ToLower(secret)))
+	if secret.In(loc.Host, s) {
+		return secret.Redacted
 	}
-	if holds(loc.Host) {
-		return "[redacted]"
-	}
-	if holds(loc.Path) || holds(loc.EscapedPath()) {
-		loc.Path, loc.RawPath = "/[redacted]", ""
+	if secret.In(loc.Path, s) || secret.In(loc.EscapedPath(), s) {
+		loc.Path, loc.RawPath = "/"+secret.Redacted, ""
 	}
 	return loc.String()
 }
 
 // parseRetryAfter reads Retry-After as seconds or an HTTP date, measured
 // against the answer's own Date when it has one (the server's clock may be
-// off), and caps it at MaxRetryAfter. Anything else is zero.
+// off), and caps it at MaxRetryAfter: a number of seconds too large for any
+// integer type is still a long wait, not none. Anything else is zero.
 func parseRetryAfter(h http.Header, now time.Time) time.Duration {
 	v := strings.TrimSpace(h.Get("Retry-After"))
 	if v == "" {
 		return 0
 	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
+	if digits(v) {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n > int64(MaxRetryAfter/time.Second) { // only a range error is possible
+			return MaxRetryAfter
 		}
-		return min(time.Duration(min(n, int64(MaxRetryAfter/time.Second)))*time.Second, MaxRetryAfter)
+		return time.Duration(n) * time.Second
 	}
 	at, err := http.ParseTime(v)
 	if err != nil {
@@ -125,11 +127,17 @@ func parseRetryAfter(h http.Header, now time.Time) time.Duration {
 	return min(max(at.Sub(now), 0), MaxRetryAfter)
 }
 
+// digits reports whether s is a non-empty run of ASCII digits.
+func digits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
+}
+
 // Transient reports whether err may pass by itself: a network failure, a
 // timeout, a garbled answer, or an answer 408, 429 or 5xx. A refusal of the
-// credentials or the token, another 4xx, and a cancelled context are not.
+// credentials or the token, another 4xx, a certificate that fails
+// verification, and a cancelled context are not.
 func Transient(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) {
+	if err == nil || errors.Is(err, context.Canceled) || untrusted(err) {
 		return false
 	}
 	var r *Refusal
@@ -137,6 +145,19 @@ func Transient(err error) bool {
 		return r.Code == http.StatusRequestTimeout || r.Code == http.StatusTooManyRequests || r.Code >= 500
 	}
 	return true
+}
+
+// untrusted reports whether err is a server certificate that failed
+// verification: not trusted, not valid for the host, expired. Waiting does
+// not change a certificate.
+func untrusted(err error) bool {
+	var (
+		cv *tls.CertificateVerificationError
+		ua x509.UnknownAuthorityError
+		he x509.HostnameError
+		ci x509.CertificateInvalidError
+	)
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
 }
 
 // Refused reports whether the server refused the token itself (401, 403):

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/econnect-oss/econnect/internal/secret"
 )
 
 // A result is what one attempt of an auth call came to.
@@ -16,42 +18,54 @@ type result struct {
 }
 
 // exchange makes the auth call that build describes, within Timeout. If an
-// attempt has not answered within c.Hedge, one more starts on a fresh
-// connection: the first good answer wins and the other is cancelled. At most
-// two attempts are ever in flight. A failed attempt ends the call unless the
-// other one is still young enough to be worth waiting for. secret is the
-// password or token the request carries, kept out of every error.
+// attempt has not answered within c.Hedge, one more starts on a connection
+// of its own: the first good answer wins and the other is cancelled. At
+// most two attempts are ever in flight. A failed attempt ends the call
+// unless the other one is still young enough to be worth waiting for. The
+// call ends as soon as ctx does. secret is the password or token the
+// request carries, kept out of every error.
 func (c Call) exchange(ctx context.Context, op, secret string, build func(context.Context) *http.Request) (Answer, error) {
 	ctx, cancel := context.WithTimeout(ctx, Timeout)
 	defer cancel() // cancels the attempt that lost, if any
 	results := make(chan result, 2)
-	start := func(fresh bool) time.Time {
+	start := func(hc *http.Client, done func()) time.Time {
 		at := time.Now()
 		go func() {
-			a, err := c.attempt(ctx, op, secret, build, fresh)
+			defer done()
+			a, err := c.attempt(ctx, op, secret, build, hc)
 			results <- result{a, err, at}
 		}()
 		return at
 	}
-	first := start(false)
-	var hedge <-chan time.Time
-	if c.Hedge > 0 {
-		t := time.NewTimer(c.Hedge)
-		defer t.Stop()
-		hedge = t.C
-	}
+	first := start(noRedirects(c.Client), func() {})
+	hedge, stop := c.hedgeTimer()
+	defer stop()
 	pending, other := 1, time.Time{}
 	for {
 		select {
 		case <-hedge:
-			hedge, pending, other = nil, pending+1, start(true)
+			hc, done, _ := freshClient(c.Client)
+			hedge, pending, other = nil, pending+1, start(hc, done)
 		case r := <-results:
 			pending--
 			if r.err == nil || pending == 0 || ctx.Err() != nil || !worthWaiting(r, first, other, c.Hedge) {
 				return r.a, r.err
 			}
+		case <-ctx.Done():
+			return Answer{}, fmt.Errorf("econnect: %s: %w", op, ctx.Err())
 		}
 	}
+}
+
+// hedgeTimer returns a channel that fires when the call is to be hedged,
+// or nil when it is not to be: no hedge delay, or a client that cannot give
+// an attempt a connection of its own.
+func (c Call) hedgeTimer() (<-chan time.Time, func()) {
+	if c.Hedge <= 0 || !canHedge(c.Client) {
+		return nil, func() {}
+	}
+	t := time.NewTimer(c.Hedge)
+	return t.C, func() { t.Stop() }
 }
 
 // worthWaiting reports whether, after r failed, the attempt still in flight
@@ -68,12 +82,8 @@ func worthWaiting(r result, first, second time.Time, hedge time.Duration) bool {
 	return time.Since(inFlight) < hedge
 }
 
-// attempt sends one request and reads its answer. A fresh attempt uses a
-// connection of its own, since the one an unanswered call holds, or its
-// siblings in the pool, may be dead.
-func (c Call) attempt(ctx context.Context, op, secret string, build func(context.Context) *http.Request, fresh bool) (Answer, error) {
-	hc, done := noRedirects(c.Client, fresh)
-	defer done()
+// attempt sends one request with hc and reads its answer.
+func (c Call) attempt(ctx context.Context, op, secret string, build func(context.Context) *http.Request, hc *http.Client) (Answer, error) {
 	req := build(ctx)
 	sent := c.Now()
 	resp, err := hc.Do(req)
@@ -86,7 +96,7 @@ func (c Call) attempt(ctx context.Context, op, secret string, build func(context
 		return Answer{}, fmt.Errorf("econnect: %s: reading the answer: %w", op, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return Answer{}, refusal(op, resp, body, secret, c.Now())
+		return Answer{}, c.refusal(op, resp, body, secret)
 	}
 	if len(body) > MaxAnswer {
 		return Answer{}, &AnswerError{Op: op, What: "larger than 1 MiB"}
@@ -94,24 +104,15 @@ func (c Call) attempt(ctx context.Context, op, secret string, build func(context
 	return decode(op, body, sent, c.Now())
 }
 
-// noRedirects returns hc made to follow no redirect: a 307 or 308 would
-// replay the password to wherever it points. When fresh, it also gets a
-// connection pool of its own, closed by done.
-func noRedirects(hc *http.Client, fresh bool) (*http.Client, func()) {
+// noRedirects returns a copy of hc that follows no redirect: a 307 or 308
+// would replay the password to wherever it points.
+func noRedirects(hc *http.Client) *http.Client {
 	nc := *hc
 	nc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	if !fresh {
-		return &nc, func() {}
-	}
-	base := nc.Transport
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	t, ok := base.(*http.Transport)
-	if !ok {
-		return &nc, func() {}
-	}
-	ft := t.Clone()
-	nc.Transport = ft
-	return &nc, ft.CloseIdleConnections
+	return &nc
+}
+
+// redactedBody is the refusal body kept for a RetrieveError.
+func redactedBody(body []byte, s string) []byte {
+	return secret.Redact(body, MaxErrorBody, s)
 }

@@ -1,21 +1,19 @@
-// Package wire speaks the Identities server's auth protocol: it checks the
-// base URL, builds the login and renewal requests, sends them following no
-// redirect and hedging a call that does not answer, reads at most 1 MiB, and
-// turns each answer into a token or an error that holds no secret.
+// Package wire speaks the Identities server's auth protocol: it builds the
+// login and renewal requests, sends them following no redirect and hedging a
+// call that does not answer, reads at most 1 MiB, and turns each answer into
+// a token or an error that holds no secret.
 //
-// It decides nothing about when to call: that is the token source's job.
+// It decides nothing about when to call, nor whether BaseURL may be used:
+// those are the token source's and the endpoint's jobs.
 package wire
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
-	"net/netip"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/econnect-oss/econnect/internal/jwtclaims"
@@ -32,45 +30,6 @@ const (
 	MaxRetryAfter = 5 * time.Minute
 )
 
-// Errors the econnect package re-exports.
-var (
-	ErrBadCredentials = errors.New("econnect: wrong username or password")
-	ErrInsecureHTTP   = errors.New("econnect: plain http to a host that is not loopback")
-)
-
-// ParseBase parses and checks a BaseURL: an absolute http or https URL
-// without credentials, and plain http only to loopback unless allowHTTP.
-// Its errors never repeat the URL, which might hold a password.
-func ParseBase(raw string, allowHTTP bool) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("econnect: BaseURL is not a URL: %w", err)
-	}
-	switch {
-	case u.Scheme != "https" && u.Scheme != "http", u.Host == "":
-		return nil, errors.New("econnect: BaseURL must be an absolute http or https URL")
-	case u.User != nil:
-		return nil, errors.New("econnect: BaseURL must not hold credentials; use Username and Password")
-	case u.Scheme == "http" && !allowHTTP && !IsLoopback(u.Hostname()):
-		return nil, fmt.Errorf("%w (%s) would expose the password and tokens; use https, or set Config.AllowInsecureHTTP",
-			ErrInsecureHTTP, u.Host)
-	}
-	return u, nil
-}
-
-// IsLoopback reports whether host is localhost or a loopback address.
-func IsLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
-}
-
 // Answer is a good answer of the login or renewal endpoint.
 type Answer struct {
 	Token    string           // the JWT
@@ -83,11 +42,14 @@ type Answer struct {
 // Call is one auth call: where to send it and how.
 type Call struct {
 	Client *http.Client // the context's client; its CheckRedirect is ignored
-	Base   *url.URL     // from ParseBase
+	Base   *url.URL     // BaseURL, already checked
 	Now    func() time.Time
 	// Hedge is how long an attempt may go unanswered before one more starts
-	// on a fresh connection; zero: never.
+	// on a connection of its own; zero: never. Where Client cannot give an
+	// attempt a connection of its own, the call is not hedged.
 	Hedge time.Duration
+	// BadCredentials is wrapped by the error of a login refused with 400.
+	BadCredentials error
 }
 
 // Login logs in as username with password.

@@ -2,6 +2,8 @@ package wire
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -14,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2"
 )
 
 func jwtWith(payload string) string {
@@ -26,12 +30,14 @@ func server(t *testing.T, h http.HandlerFunc, hedge time.Duration) Call {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	base, err := ParseBase(srv.URL+"/identities", false)
+	base, err := url.Parse(srv.URL + "/identities")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Call{Client: srv.Client(), Base: base, Now: time.Now, Hedge: hedge}
+	return Call{Client: srv.Client(), Base: base, Now: time.Now, Hedge: hedge, BadCredentials: errBad}
 }
+
+var errBad = errors.New("bad credentials")
 
 var good = `{"username":"cam","token":"` + jwtWith(`{"unique_name":"cam","iat":1000,"exp":4600}`) + `"}`
 
@@ -162,6 +168,9 @@ func TestRetryAfter(t *testing.T) {
 	}{
 		{"seconds", http.Header{"Retry-After": {"3"}}, 3 * time.Second, nil},
 		{"capped", http.Header{"Retry-After": {"100000"}}, MaxRetryAfter, nil},
+		{"beyond int64", http.Header{"Retry-After": {"99999999999999999999"}}, MaxRetryAfter, nil},
+		{"2^64", http.Header{"Retry-After": {"18446744073709551616"}}, MaxRetryAfter, nil},
+		{"spaces", http.Header{"Retry-After": {" 7 "}}, 7 * time.Second, nil},
 		{"zero", http.Header{"Retry-After": {"0"}}, 0, nil},
 		{"negative", http.Header{"Retry-After": {"-5"}}, 0, nil},
 		{"garbage", http.Header{"Retry-After": {"soon"}}, 0, nil},
@@ -177,7 +186,7 @@ func TestRetryAfter(t *testing.T) {
 	}
 	for code, want := range map[int]time.Duration{429: 3 * time.Second, 503: 3 * time.Second, 500: 0, 401: 0} {
 		resp := &http.Response{StatusCode: code, Header: http.Header{"Retry-After": {"3"}}, Request: httptest.NewRequest("GET", "/", nil)}
-		if got := RetryAfter(refusal("login", resp, nil, "pw", now)); got != want {
+		if got := RetryAfter(Call{Now: func() time.Time { return now }}.refusal("login", resp, nil, "pw")); got != want {
 			t.Errorf("RetryAfter(%d) = %v, want %v", code, got, want)
 		}
 	}
@@ -200,6 +209,10 @@ func TestClassify(t *testing.T) {
 		{errors.New("dial tcp: connection refused"), true, false},
 		{fmt.Errorf("x: %w", context.Canceled), false, false},
 		{fmt.Errorf("x: %w", context.DeadlineExceeded), true, false},
+		{fmt.Errorf("login: %w", x509.UnknownAuthorityError{}), false, false},
+		{fmt.Errorf("login: %w", x509.HostnameError{Host: "h"}), false, false},
+		{fmt.Errorf("login: %w", x509.CertificateInvalidError{Reason: x509.Expired}), false, false},
+		{fmt.Errorf("login: %w", &tls.CertificateVerificationError{Err: errors.New("x")}), false, false},
 	}
 	for _, tt := range tests {
 		if Transient(tt.err) != tt.transient || Refused(tt.err) != tt.refused {
@@ -216,7 +229,7 @@ func TestRefusal(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer a.b.c")
 	loc := "https://evil.example/steal/pw-SECRET?pw=pw-SECRET#x"
 	resp := &http.Response{StatusCode: 307, Header: http.Header{"Location": {loc}}, Request: req}
-	err := refusal("login", resp, []byte(strings.Repeat("x", 508)+"pw-SECRET"), "pw-SECRET", time.Now())
+	err := Call{Now: time.Now}.refusal("login", resp, []byte(strings.Repeat("x", 508)+"pw-SECRET"), "pw-SECRET")
 	var r *Refusal
 	if !errors.As(err, &r) || strings.Contains(err.Error(), "pw-SECRET") || !strings.Contains(err.Error(), "evil.example") {
 		t.Errorf("refusal() error = %q, want it to name evil.example without the password", err)
@@ -260,4 +273,40 @@ func FuzzDecode(f *testing.F) {
 			t.Errorf("decode(%q) = token %q, want a JWT", body, a.Token)
 		}
 	})
+}
+
+// TestBadCredentials: a login refused with 400 wraps the Call's
+// BadCredentials and the RetrieveError; a renewal refused with 400 does not.
+func TestBadCredentials(t *testing.T) {
+	c := server(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", 400) }, 0)
+	_, err := c.Login(context.Background(), "cam", "pw")
+	var re *oauth2.RetrieveError
+	if !errors.Is(err, errBad) || !errors.As(err, &re) || re.Response.StatusCode != 400 {
+		t.Errorf("Login() error = %v, want BadCredentials and a RetrieveError", err)
+	}
+	if _, err := c.Renew(context.Background(), "a.b.c"); errors.Is(err, errBad) {
+		t.Errorf("Renew() error = %v, want no BadCredentials for a renewal", err)
+	}
+}
+
+// TestCancelEndsTheCall: a call ends when its context does, even while an
+// attempt is still busy reading an answer that never ends.
+func TestCancelEndsTheCall(t *testing.T) {
+	c := server(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(400)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // the body never ends
+	}, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := c.Login(ctx, "cam", "pw"); done <- err }()
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Login() error = %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Login() still running 10 s after its context ended")
+	}
 }

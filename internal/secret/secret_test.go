@@ -1,4 +1,4 @@
-package wire
+package secret
 
 import (
 	"encoding/json"
@@ -36,6 +36,33 @@ func TestRedact(t *testing.T) {
 	if got := string(Redact([]byte("abc"), 512, "")); got != "abc" {
 		t.Errorf("Redact(empty secret) = %q, want the body", got)
 	}
+	if got := string(Redact([]byte("user pw token"), 512, "pw", "token")); got != "user [redacted] [redacted]" {
+		t.Errorf("Redact(two secrets) = %q, want both replaced", got)
+	}
+}
+
+// TestRedactBoundedWork: a 256 KiB secret that almost matches everywhere in
+// a 1 MiB body costs a bounded number of comparisons, not the cut times the
+// secret's length, and what is past the bound is withheld, not shown.
+func TestRedactBoundedWork(t *testing.T) {
+	secret := strings.Repeat("a", 256<<10-1) + "b"
+	body := []byte(strings.Repeat("a", 1<<20))
+	work := maxWork
+	for i := range 512 {
+		if match(body[i:], secret, &work) != 0 {
+			t.Fatal("match() found a secret that is not there")
+		}
+		if work < 0 {
+			break
+		}
+	}
+	if work >= 0 {
+		t.Fatalf("512 near-matches of a 256 KiB secret stayed within the work bound (%d left); the test does not exercise it", work)
+	}
+	got := string(Redact(body, 512, secret))
+	if !strings.HasSuffix(got, Redacted) || strings.Count(got, "a") > 512 {
+		t.Errorf("Redact() past the work bound = %d bytes ending %q, want the rest withheld", len(got), got[max(0, len(got)-12):])
+	}
 }
 
 // FuzzRedact: whatever the body and secret, the result is at most the limit
@@ -43,6 +70,7 @@ func TestRedact(t *testing.T) {
 func FuzzRedact(f *testing.F) {
 	f.Add([]byte(`{"error":"bad password p\u003cw"}`), `p<w`, 64)
 	f.Add([]byte("xxxxsecret"), "secret", 7)
+	f.Add([]byte(`p\`), `p"`, 512) // a quote the JSON form escapes
 	f.Fuzz(func(t *testing.T, body []byte, secret string, limit int) {
 		limit = min(max(limit, 0), 1024)
 		if len(secret) < 2 || strings.ContainsAny(secret, "[]") {
@@ -53,10 +81,41 @@ func FuzzRedact(f *testing.F) {
 			t.Fatalf("Redact() = %d bytes, want at most %d", len(got), limit)
 		}
 		esc, _ := json.Marshal(secret)
-		for _, form := range []string{secret, strings.Trim(string(esc), `"`)} {
+		inJSON := string(esc[1 : len(esc)-1]) // the string's content, without its two quotes
+		for _, form := range []string{secret, inJSON} {
 			if strings.Contains(got, form) && strings.Contains(string(body), form) {
 				t.Errorf("Redact(%q, %q) = %q, still holding %q", body, secret, got, form)
 			}
 		}
 	})
+}
+
+func TestIn(t *testing.T) {
+	for _, tt := range []struct {
+		s, secret string
+		want      bool
+	}{
+		{"https://evil.example/p%40ss", "p@ss", true},
+		{"https://evil.example/?q=p%40ss", "p@ss", true},
+		{"https://PW.example/", "pw", true},
+		{"https://example/", "pw", false},
+		{"anything", "", false},
+	} {
+		if got := In(tt.s, tt.secret); got != tt.want {
+			t.Errorf("In(%q, %q) = %t, want %t", tt.s, tt.secret, got, tt.want)
+		}
+	}
+}
+
+func TestURL(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"https://host/identities", "https://host/identities"},
+		{"https://svc:pw@host/identities", "https://svc:xxxxx@host/identities"},
+		{"https://svc:Pa55SENTINEL/w0rd@host", "[unparsable URL]"},
+		{"::not a url", "::not a url"},
+	} {
+		if got := URL(tt.in); got != tt.want {
+			t.Errorf("URL(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
 }
