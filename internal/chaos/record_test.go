@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -27,14 +28,10 @@ func (c *canned) RoundTrip(req *http.Request) (*http.Response, error) {
 	*c = (*c)[1:]
 	var body io.Reader = strings.NewReader(a.body)
 	if a.err != nil {
-		body = io.MultiReader(body, errReader{a.err})
+		body = io.MultiReader(body, iotest.ErrReader(a.err))
 	}
 	return &http.Response{StatusCode: a.status, Header: a.header, Body: io.NopCloser(body), Request: req}, nil
 }
-
-type errReader struct{ err error }
-
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // fakeJWT returns an unsigned JWT whose exp is exp.
 func fakeJWT(exp time.Time) string {
