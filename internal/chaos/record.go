@@ -21,7 +21,6 @@ import (
 // concurrent use by multiple goroutines.
 type recorder struct {
 	base http.RoundTripper
-	now  func() time.Time
 
 	// mu guards the fields below.
 	mu       sync.Mutex
@@ -33,7 +32,7 @@ type recorder struct {
 }
 
 func newRecorder(base http.RoundTripper) *recorder {
-	return &recorder{base: base, now: time.Now}
+	return &recorder{base: base}
 }
 
 // RoundTrip sends req with r.base, and records it if it is an auth call.
@@ -41,12 +40,12 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !isAuth(req) {
 		return r.base.RoundTrip(req)
 	}
-	r.sent(r.now())
+	r.sent(time.Now())
 	resp, err := r.base.RoundTrip(req)
 	if err != nil {
 		return nil, err
 	}
-	r.answered(resp, r.now())
+	r.answered(resp, time.Now())
 	// Read the answer here, so that a token is seen whatever the client
 	// does with the body; the client gets the same bytes and error.
 	body, readErr := io.ReadAll(resp.Body)
