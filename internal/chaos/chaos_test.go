@@ -88,9 +88,9 @@ type guarantee struct {
 
 // guarantees returns what kind must show in scenario in every run.
 // Config.Client must show both everywhere. oauth2.NewClient gets its
-// tokens through Token(), which cannot wait: only where the server spoils
-// answers without refusing or holding back calls does it keep its token
-// through every failed renewal, as issue 12 set it.
+// tokens through Token(), which has no context: it cannot wait out a
+// Retry-After nor heal a refused token, so issue 12 asks this of it only
+// in garbled-30%.
 func guarantees(scenario, kind string) guarantee {
 	switch {
 	case kind == "Config.Client":
