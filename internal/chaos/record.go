@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"testing/iotest"
 	"time"
 
 	"github.com/econnect-oss/econnect"
@@ -20,7 +21,6 @@ import (
 // concurrent use by multiple goroutines.
 type recorder struct {
 	base http.RoundTripper
-	now  func() time.Time
 
 	// mu guards the fields below.
 	mu       sync.Mutex
@@ -32,7 +32,7 @@ type recorder struct {
 }
 
 func newRecorder(base http.RoundTripper) *recorder {
-	return &recorder{base: base, now: time.Now}
+	return &recorder{base: base}
 }
 
 // RoundTrip sends req with r.base, and records it if it is an auth call.
@@ -40,17 +40,17 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !isAuth(req) {
 		return r.base.RoundTrip(req)
 	}
-	r.sent(r.now())
+	r.sent(time.Now())
 	resp, err := r.base.RoundTrip(req)
 	if err != nil {
 		return nil, err
 	}
-	r.answered(resp, r.now())
+	r.answered(resp, time.Now())
 	// Read the answer here, so that a token is seen whatever the client
 	// does with the body; the client gets the same bytes and error.
 	body, readErr := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	resp.Body = io.NopCloser(&replay{Reader: bytes.NewReader(body), err: readErr})
+	resp.Body = readAhead(body, readErr)
 	if readErr == nil && resp.StatusCode == http.StatusOK {
 		r.received(body)
 	}
@@ -129,17 +129,11 @@ func (r *recorder) last() (string, time.Time) {
 	return r.token, r.exp
 }
 
-// replay is a body read ahead of time: its bytes, then the error that
-// ended the read.
-type replay struct {
-	*bytes.Reader
-	err error
-}
-
-func (b *replay) Read(p []byte) (int, error) {
-	n, err := b.Reader.Read(p)
-	if err == io.EOF && b.err != nil {
-		err = b.err
+// readAhead returns a body that reads as the one read ahead did: body,
+// then readErr if the read ended with one.
+func readAhead(body []byte, readErr error) io.ReadCloser {
+	if readErr == nil {
+		return io.NopCloser(bytes.NewReader(body))
 	}
-	return n, err
+	return io.NopCloser(io.MultiReader(bytes.NewReader(body), iotest.ErrReader(readErr)))
 }

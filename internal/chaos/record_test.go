@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
+	"testing/synctest"
 	"time"
 )
 
@@ -27,14 +29,10 @@ func (c *canned) RoundTrip(req *http.Request) (*http.Response, error) {
 	*c = (*c)[1:]
 	var body io.Reader = strings.NewReader(a.body)
 	if a.err != nil {
-		body = io.MultiReader(body, errReader{a.err})
+		body = io.MultiReader(body, iotest.ErrReader(a.err))
 	}
 	return &http.Response{StatusCode: a.status, Header: a.header, Body: io.NopCloser(body), Request: req}, nil
 }
-
-type errReader struct{ err error }
-
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // fakeJWT returns an unsigned JWT whose exp is exp.
 func fakeJWT(exp time.Time) string {
@@ -42,12 +40,6 @@ func fakeJWT(exp time.Time) string {
 	return enc([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." +
 		enc([]byte(`{"unique_name":"u","exp":`+strconv.FormatInt(exp.Unix(), 10)+`}`)) + "." + enc([]byte("sig"))
 }
-
-// fakeClock is a clock that moves only when told to.
-type fakeClock struct{ now time.Time }
-
-func (c *fakeClock) Now() time.Time      { return c.now }
-func (c *fakeClock) Add(d time.Duration) { c.now = c.now.Add(d) }
 
 // newRequest returns a request for path under a base URL.
 func newRequest(path string) *http.Request {
@@ -69,39 +61,41 @@ func read(t *testing.T, resp *http.Response) (string, error) {
 }
 
 func TestRecorderRetryAfterWindow(t *testing.T) {
-	base := &canned{
-		{status: 429, header: retryAfter("2")},
-		{status: 200}, // at +1 s: inside
-		{status: 200}, // an API call at +1.5 s: not an auth call
-		{status: 503}, // at +2 s, the window's end: outside; no Retry-After
-		{status: 503, header: retryAfter("soon")},
-		{status: 200}, // at +3 s: outside
-	}
-	clock := &fakeClock{now: time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)}
-	r := newRecorder(base)
-	r.now = clock.Now
-	steps := []struct {
-		after time.Duration
-		path  string
-	}{
-		{0, "/api/v1/authenticate"},
-		{time.Second, "/api/v1/renewToken"},
-		{time.Second / 2, "/api/v1/echo"},
-		{time.Second / 2, "/api/v1/authenticate"},
-		{0, "/api/v1/authenticate"},
-		{time.Second, "/api/v1/authenticate"},
-	}
-	for _, s := range steps {
-		clock.Add(s.after)
-		resp, err := r.RoundTrip(newRequest(s.path))
-		if err != nil {
-			t.Fatalf("RoundTrip(%s) error = %v", s.path, err)
+	// In the bubble, time moves only while every goroutine waits: the
+	// sleeps below move the clock and take no time.
+	synctest.Test(t, func(t *testing.T) {
+		base := &canned{
+			{status: 429, header: retryAfter("2")},
+			{status: 200}, // at +1 s: inside
+			{status: 200}, // an API call at +1.5 s: not an auth call
+			{status: 503}, // at +2 s, the window's end: outside; no Retry-After
+			{status: 503, header: retryAfter("soon")},
+			{status: 200}, // at +3 s: outside
 		}
-		read(t, resp)
-	}
-	if calls, inWindow := r.authCalls(); calls != 5 || inWindow != 1 {
-		t.Errorf("authCalls() = %d, %d, want 5, 1", calls, inWindow)
-	}
+		r := newRecorder(base)
+		steps := []struct {
+			after time.Duration
+			path  string
+		}{
+			{0, "/api/v1/authenticate"},
+			{time.Second, "/api/v1/renewToken"},
+			{time.Second / 2, "/api/v1/echo"},
+			{time.Second / 2, "/api/v1/authenticate"},
+			{0, "/api/v1/authenticate"},
+			{time.Second, "/api/v1/authenticate"},
+		}
+		for _, s := range steps {
+			time.Sleep(s.after)
+			resp, err := r.RoundTrip(newRequest(s.path))
+			if err != nil {
+				t.Fatalf("RoundTrip(%s) error = %v", s.path, err)
+			}
+			read(t, resp)
+		}
+		if calls, inWindow := r.authCalls(); calls != 5 || inWindow != 1 {
+			t.Errorf("authCalls() = %d, %d, want 5, 1", calls, inWindow)
+		}
+	})
 }
 
 func TestRecorderLastToken(t *testing.T) {

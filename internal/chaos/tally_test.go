@@ -57,23 +57,71 @@ func TestCauses(t *testing.T) {
 }
 
 func TestMisses(t *testing.T) {
-	good := row{scenario: "429-50%", kind: "Config.Client", requests: 1000, ok: 990}
+	good := row{scenario: "503-60%", kind: "Config.Client", requests: 1000, ok: 990, authPerLifetime: 4}
 	if m := misses(good); len(m) != 0 {
-		t.Errorf("misses(99 %% ok, no call in a window) = %q, want none", m)
+		t.Errorf("misses(99 %% ok, 4 auth calls per lifetime) = %q, want none", m)
 	}
 	bad := good
-	bad.ok, bad.inWindow = 989, 1
+	bad.ok, bad.authPerLifetime = 989, 4.1
 	if m := misses(bad); len(m) != 2 {
-		t.Errorf("misses(98.9 %% ok, 1 call in a window) = %q, want 2", m)
+		t.Errorf("misses(98.9 %% ok, 4.1 auth calls per lifetime) = %q, want 2", m)
 	}
 	naive := bad
 	naive.kind = "naive"
 	if m := misses(naive); len(m) != 0 {
 		t.Errorf("misses of the naive client = %q, want none: it has no target", m)
 	}
-	usable := row{scenario: "garbled-30%", kind: "oauth2.NewClient", requests: 10, ok: 5, usable: 1}
-	if m := misses(usable); len(m) != 1 || !strings.Contains(m[0], "usable token") {
-		t.Errorf("misses(oauth2.NewClient, 1 failure with a usable token) = %q, want that one", m)
+}
+
+func TestFailures(t *testing.T) {
+	tests := []struct {
+		name           string
+		scenario, kind string
+		change         func(r *row) // of a row that breaks nothing and meets its target
+		strict         bool
+		want           []string // how each failure starts
+	}{
+		{"nothing wrong", "429-50%", "Config.Client", func(*row) {}, true, nil},
+		{"a corrupted body, any kind", "none", "naive", func(r *row) { r.corrupted = 2 }, false,
+			[]string{"none, naive: 2 corrupted bodies"}},
+		{"a goroutine left behind", "hang-20%", "naive", func(r *row) { r.goroutinesAfter = 7 }, false,
+			[]string{"hang-20%: 3 goroutines left"}},
+		{"an auth call inside a window", "none", "Config.Client", func(r *row) { r.inWindow = 1 }, false,
+			[]string{"none, Config.Client: 1 auth calls inside a Retry-After window"}},
+		{"a failure with a usable token", "key-rotation", "Config.Client", func(r *row) { r.ok, r.usable = 99, 1 }, false,
+			[]string{"key-rotation, Config.Client: 1 requests failed while a usable token existed"}},
+		{"oauth2.NewClient where answers are garbled", "garbled-30%", "oauth2.NewClient", func(r *row) { r.ok, r.usable = 99, 1 }, false,
+			[]string{"garbled-30%, oauth2.NewClient: 1 requests failed while a usable token existed"}},
+		{"oauth2.NewClient elsewhere", "429-50%", "oauth2.NewClient", func(r *row) { r.ok, r.usable, r.inWindow = 50, 40, 9 }, true, nil},
+		{"naive", "429-50%", "naive", func(r *row) { r.ok, r.usable, r.inWindow = 50, 40, 9 }, true, nil},
+		{"a target missed, not strict", "503-60%", "Config.Client", func(r *row) { r.ok = 50 }, false, nil},
+		{"a target missed, strict", "503-60%", "Config.Client", func(r *row) { r.ok = 50 }, true,
+			[]string{"503-60%, Config.Client: 50.00 % of requests succeeded"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := row{scenario: tt.scenario, kind: tt.kind, requests: 100, ok: 100, goroutinesBefore: 4, goroutinesAfter: 4}
+			tt.change(&r)
+			got := failures([]row{r}, tt.strict)
+			if len(got) != len(tt.want) {
+				t.Fatalf("failures(strict %v) = %q, want %d starting %q", tt.strict, got, len(tt.want), tt.want)
+			}
+			for i, w := range tt.want {
+				if !strings.HasPrefix(got[i], w) {
+					t.Errorf("failure %d = %q, want it to start %q", i, got[i], w)
+				}
+			}
+		})
+	}
+}
+
+func TestFailuresLeakOncePerScenario(t *testing.T) {
+	var rows []row
+	for _, k := range kinds {
+		rows = append(rows, row{scenario: "hang-20%", kind: k.name, goroutinesBefore: 4, goroutinesAfter: 5})
+	}
+	if got := failures(rows, false); len(got) != 1 {
+		t.Errorf("failures(a scenario's 3 rows, 1 goroutine left) = %q, want the one goroutine once", got)
 	}
 }
 
