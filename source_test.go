@@ -27,7 +27,7 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// These tests drive the token source on a fake clock; internal/e2e tests
+// These tests drive the token source on a fake clock; internal/apitest tests
 // the public API on the real one, internal/wire and internal/policy theirs.
 
 func TestMain(m *testing.M) {
@@ -204,7 +204,7 @@ func TestTokenFields(t *testing.T) {
 }
 
 // TestExpiryClaims covers tokens without exp, an iat far from the local
-// clock, and a renewal that answers the same JWT (without iat: internal/e2e).
+// clock, and a renewal that answers the same JWT (without iat: internal/apitest).
 func TestExpiryClaims(t *testing.T) {
 	t.Run("no exp: never expires", func(t *testing.T) {
 		f := newFixture(t)
