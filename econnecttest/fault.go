@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"testing/iotest"
 	"time"
 )
 
@@ -101,7 +102,10 @@ func (s *Server) auth(fs *faults, counter *int, h http.HandlerFunc) http.Handler
 		// Read the body before holding the answer: net/http notices that a
 		// client gave up only once the request body has been read.
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, authLimit))
-		r.Body = &replay{Reader: bytes.NewReader(body), err: err}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if err != nil { // the bytes read, then the error that ended the read
+			r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), iotest.ErrReader(err)))
+		}
 		f, faulted := s.arrive(r.Context(), fs, counter)
 		switch {
 		case !faulted:
@@ -163,23 +167,6 @@ func spoil(w http.ResponseWriter, r *http.Request, f Fault, h http.Handler) {
 		abort()
 	}
 }
-
-// replay is a request body read ahead of time: its bytes, then the error
-// that ended the read.
-type replay struct {
-	*bytes.Reader
-	err error
-}
-
-func (b *replay) Read(p []byte) (int, error) {
-	n, err := b.Reader.Read(p)
-	if err == io.EOF && b.err != nil {
-		err = b.err
-	}
-	return n, err
-}
-
-func (b *replay) Close() error { return nil }
 
 // hold holds the answer as f says, and reports false if it was abandoned.
 func (s *Server) hold(ctx context.Context, f Fault) bool {

@@ -7,10 +7,10 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/econnect-oss/econnect/internal/testkit"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -126,39 +126,16 @@ func checkStats(t *testing.T, s *Server, want Stats) {
 	}
 }
 
-// fakeClock is a clock that moves only when told to.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
 // clockStart is where fake clocks start: half a second past a whole second,
 // so that rounding shows.
 var clockStart = time.Date(2025, 1, 1, 12, 0, 0, 5e8, time.UTC)
 
-// newFakeClock returns a fake clock at clockStart and makes it the server's.
-func newFakeClock(s *Server) *fakeClock {
-	c := &fakeClock{now: clockStart}
-	s.SetClock(c.Now)
+// newFakeClock returns a fake clock at clockStart and makes its wall
+// reading the server's clock.
+func newFakeClock(s *Server) *testkit.Clock {
+	c := testkit.NewClock(clockStart)
+	s.SetClock(c.Wall)
 	return c
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
 }
 
 // part returns part i (0 header, 1 payload) of a JWT, decoded.
@@ -223,23 +200,4 @@ func goDo(s *Server, req *http.Request) <-chan result {
 		ch <- result{a, err}
 	}()
 	return ch
-}
-
-// hangGuard is how long within waits before it calls a wait a hang. It is
-// generous because it times nothing: a cold, loaded machine running -race
-// must never trip it, and a passing test never waits for it.
-const hangGuard = 30 * time.Second
-
-// within fails the test if ch does not deliver within hangGuard. It is a
-// guard against a hang, not a wait for time to pass.
-func within[T any](t *testing.T, what string, ch <-chan T) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(hangGuard):
-	}
-	t.Fatalf("%s: still waiting after %v", what, hangGuard)
-	var zero T
-	return zero
 }
