@@ -14,6 +14,8 @@
 // faults on demand for the next calls to login or renewal (an error status,
 // a garbage body, a redirect, an answer held open or never given, a reset
 // connection, a body cut short), and faults drawn at random from a seed, for
-// chaos runs ([Server.SetChaos]). [Server.Stats] counts what it saw, and
-// [Server.Handle] mounts a handler of your own behind the same bearer check.
+// chaos runs ([Server.SetChaos]). [Server.Stats] counts what it saw;
+// [Server.WaitFor] blocks until the counts meet a condition, so that a test
+// waits for a request to arrive without polling. [Server.Handle] mounts a
+// handler of your own behind the same bearer check.
 package econnecttest

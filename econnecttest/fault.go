@@ -125,8 +125,8 @@ func (s *Server) auth(fs *faults, counter *int, h http.HandlerFunc) http.Handler
 // holds the answer as the fault says. A wait given up on aborts the handler.
 func (s *Server) arrive(ctx context.Context, fs *faults, counter *int) (Fault, bool) {
 	s.mu.Lock()
-	*counter++
 	f, faulted := fs.next()
+	s.bump(counter)
 	latency := s.latency
 	s.mu.Unlock()
 	if !s.pause(ctx, latency) || faulted && !s.hold(ctx, f) {

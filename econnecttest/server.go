@@ -44,6 +44,7 @@ type Server struct {
 	loginFaults faults
 	renewFaults faults
 	stats       Stats
+	changed     signal // broadcast by every change of stats, for WaitFor
 }
 
 // user is an account of the server.
@@ -196,13 +197,6 @@ func (s *Server) protect(role string, h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
-}
-
-// count adds one to a counter of s.stats.
-func (s *Server) count(counter *int) {
-	s.mu.Lock()
-	*counter++
-	s.mu.Unlock()
 }
 
 // cleanPrefix gives p one leading slash and no trailing one; "" and "/"
