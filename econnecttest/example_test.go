@@ -49,7 +49,7 @@ func ExampleNewServer() {
 	// Output:
 	// logged in as camera-7
 	// publish: 200 OK
-	// {Logins:1 Renewals:0 Refused:0 APICalls:1}
+	// {Logins:1 Renewals:0 Refused:0 APICalls:1 Connections:1}
 }
 
 func ExampleNewUnstartedServer() {

@@ -16,7 +16,7 @@ import (
 // [Server.FailLogin] or [Server.FailRenew], or drawn at random as
 // [Server.SetChaos] says.
 //
-// The answer is first held as Delay, Wait and Hang say; a held answer is
+// The answer is first held as Delay, Wait, Hang and Freeze say; a held answer is
 // dropped, the connection closed without a word, when the client gives up
 // or the server closes. With Reset, the connection is then dropped anyway.
 // Then, if Status and Body are both zero, the endpoint answers normally
@@ -54,6 +54,18 @@ type Fault struct {
 	// whole, with a Content-Length to match: a well-formed answer whose
 	// JSON stops in the middle.
 	Half bool
+	// Freeze black-holes the connection the call arrived on, as a network
+	// path that drops every packet would: from then on nothing more is
+	// read from it or written to it, for any request on it (over HTTP/2,
+	// every stream of the connection), until the client closes it or the
+	// server closes. The call itself is never answered. A client that
+	// tries again on the same connection waits in vain; one that makes a
+	// fresh connection is answered normally, which [Stats].Connections
+	// shows. Go's HTTP/1.1 client closes the connection of a request it
+	// gives up on; its HTTP/2 client keeps the connection, and closes it
+	// only through its health check (SendPingTimeout of
+	// [http.HTTP2Config]). Every other field is then ignored.
+	Freeze bool
 }
 
 // faultQueue is the fault of the next n calls to an endpoint.
@@ -126,6 +138,11 @@ func (s *Server) auth(fs *faults, counter *int, h http.HandlerFunc) http.Handler
 func (s *Server) arrive(ctx context.Context, fs *faults, counter *int) (Fault, bool) {
 	s.mu.Lock()
 	f, faulted := fs.next()
+	if faulted && f.Freeze {
+		// Before the count shows the call: a test that waited for the
+		// count knows the connection is frozen.
+		s.freeze(ctx)
+	}
 	s.bump(counter)
 	latency := s.latency
 	s.mu.Unlock()
@@ -171,6 +188,9 @@ func spoil(w http.ResponseWriter, r *http.Request, f Fault, h http.Handler) {
 // hold holds the answer as f says, and reports false if it was abandoned.
 func (s *Server) hold(ctx context.Context, f Fault) bool {
 	switch {
+	case f.Freeze: // nothing it answered would reach the client
+		s.wait(ctx, nil)
+		return false
 	case !s.pause(ctx, f.Delay):
 		return false
 	case f.Wait != nil && !s.wait(ctx, f.Wait):

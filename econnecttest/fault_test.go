@@ -183,6 +183,8 @@ func TestCloseWhileHeld(t *testing.T) {
 		{"delay", func(s *Server) { s.FailLogin(1, Fault{Delay: time.Hour}) }, false},
 		{"latency", func(s *Server) { s.SetLatency(time.Hour) }, false},
 		{"renewal hang", func(s *Server) { s.FailRenew(1, Fault{Hang: true}) }, true},
+		{"freeze", func(s *Server) { s.FailLogin(1, Fault{Freeze: true}) }, false},
+		{"renewal freeze", func(s *Server) { s.FailRenew(1, Fault{Freeze: true}) }, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/econnect-oss/econnect/internal/testkit"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // Accounts of the servers of newServer.
@@ -40,12 +41,18 @@ type answer struct {
 	status int
 	header http.Header
 	body   string
+	proto  int // major version of HTTP
 }
 
 // do sends req to s without following redirects. It is safe to call off the
 // test goroutine.
 func do(s *Server, req *http.Request) (answer, error) {
-	c := *s.Client()
+	return doWith(s.Client(), req)
+}
+
+// doWith is do through the client hc.
+func doWith(hc *http.Client, req *http.Request) (answer, error) {
+	c := *hc
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := c.Do(req)
 	if err != nil {
@@ -53,7 +60,7 @@ func do(s *Server, req *http.Request) (answer, error) {
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return answer{resp.StatusCode, resp.Header, string(b)}, err
+	return answer{resp.StatusCode, resp.Header, string(b), resp.ProtoMajor}, err
 }
 
 // mustDo is do for the test goroutine.
@@ -118,10 +125,12 @@ func tokenOf(t *testing.T, a answer) string {
 	return got.Token
 }
 
-// checkStats compares the server's counters with want.
+// checkStats compares the server's counters of requests with want.
+// Connections, which depends on how the client pools them, is left to the
+// tests of connections.
 func checkStats(t *testing.T, s *Server, want Stats) {
 	t.Helper()
-	if diff := cmp.Diff(want, s.Stats()); diff != "" {
+	if diff := cmp.Diff(want, s.Stats(), cmpopts.IgnoreFields(Stats{}, "Connections")); diff != "" {
 		t.Errorf("Stats() mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -200,4 +209,46 @@ func goDo(s *Server, req *http.Request) <-chan result {
 		ch <- result{a, err}
 	}()
 	return ch
+}
+
+// goDoWith is goDo through the client hc.
+func goDoWith(hc *http.Client, req *http.Request) <-chan result {
+	ch := make(chan result, 1)
+	go func() {
+		a, err := doWith(hc, req)
+		ch <- result{a, err}
+	}()
+	return ch
+}
+
+// startTLS starts a TLS server with the users alice and bob, over HTTP/2 if
+// h2, with watch; it is closed when the test ends.
+func startTLS(t *testing.T, h2 bool) (s *Server, arrived, left <-chan struct{}) {
+	t.Helper()
+	s = NewUnstartedServer()
+	s.EnableHTTP2 = h2
+	arrived, left = watch(s)
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	addUsers(s)
+	return s, arrived, left
+}
+
+// freshClient returns a client like s.Client() with a pool of connections
+// of its own: its first request makes a new connection.
+func freshClient(t *testing.T, s *Server) *http.Client {
+	t.Helper()
+	tr := s.Client().Transport.(*http.Transport).Clone()
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+// waitStats waits until cond holds for the server's Stats.
+func waitStats(t *testing.T, s *Server, what string, cond func(Stats) bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), testkit.Guard)
+	defer cancel()
+	if err := s.WaitFor(ctx, cond); err != nil {
+		t.Fatalf("waiting for %s: %v; Stats() = %+v", what, err, s.Stats())
+	}
 }

@@ -19,6 +19,9 @@ type Stats struct {
 	// APICalls counts requests to protected endpoints: the publish endpoint
 	// and handlers mounted with [Server.Handle].
 	APICalls int
+	// Connections counts the connections the server accepted, whatever
+	// came of them: a client that made a fresh connection shows here.
+	Connections int
 }
 
 // Stats returns the counts of what the server has seen so far.

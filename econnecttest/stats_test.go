@@ -20,6 +20,7 @@ func TestWaitFor(t *testing.T) {
 		{"a refusal", func(s *Server) {
 			do(s, loginRequest(context.Background(), s, "alice", "wrong"))
 		}, func(st Stats) bool { return st.Refused == 1 }},
+		{"a connection", loginOnce, func(st Stats) bool { return st.Connections == 1 }},
 		{"three logins", func(s *Server) {
 			for range 3 {
 				loginOnce(s)
