@@ -21,4 +21,8 @@
 // blocks until the counts meet a condition, so that a test waits for a
 // request to arrive without polling. [Server.Handle] mounts a handler of your
 // own behind the same bearer check.
+//
+// A [Store] is an in-memory token store, a Store and a Locker for econnect's
+// Config.Store, whose calls fail, hang, stick or return garbage on demand,
+// and whose counts show whether its lock ever let two holders in.
 package econnecttest

@@ -3,6 +3,7 @@ package econnecttest
 import (
 	"context"
 	"fmt"
+	"sync"
 )
 
 // Stats counts what a [Server] has seen. Every counter of requests counts
@@ -37,12 +38,19 @@ func (s *Server) Stats() Stats {
 // may call the server's methods. Tests use it to wait for a request to
 // arrive, instead of polling Stats.
 func (s *Server) WaitFor(ctx context.Context, cond func(Stats) bool) error {
+	return waitFor(ctx, &s.mu, &s.changed, func() Stats { return s.stats }, cond)
+}
+
+// waitFor blocks until cond holds for what read returns, checked at once
+// and after every broadcast of sg, or until ctx ends. read runs with mu
+// held, cond without, so that it may call methods that lock mu.
+func waitFor[T any](ctx context.Context, mu *sync.Mutex, sg *signal, read func() T, cond func(T) bool) error {
 	for {
-		s.mu.Lock()
-		st := s.stats
-		changed := s.changed.wait()
-		s.mu.Unlock()
-		if cond(st) {
+		mu.Lock()
+		v := read()
+		changed := sg.wait()
+		mu.Unlock()
+		if cond(v) {
 			return nil
 		}
 		select {
