@@ -34,9 +34,9 @@ func (s *Server) Stats() Stats {
 
 // WaitFor blocks until cond holds for the server's [Stats], or ctx ends;
 // then it returns an error wrapping ctx.Err(). It checks cond at once and
-// after every change of a counter, never on a lock of the server, so cond
-// may call the server's methods. Tests use it to wait for a request to
-// arrive, instead of polling Stats.
+// after every change of a counter, with no lock of the server held, so
+// cond may call the server's methods. Tests use it to wait for a request
+// to arrive, instead of polling Stats.
 func (s *Server) WaitFor(ctx context.Context, cond func(Stats) bool) error {
 	return waitFor(ctx, &s.mu, &s.changed, func() Stats { return s.stats }, cond)
 }
