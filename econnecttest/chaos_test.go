@@ -8,8 +8,9 @@ import (
 	"math"
 	"net/http"
 	"slices"
-	"sync"
 	"testing"
+
+	"github.com/econnect-oss/econnect/internal/testkit"
 )
 
 // unavailable is a Chaos of 503s on share p of the calls.
@@ -113,17 +114,13 @@ func TestChaosConcurrentCountsExact(t *testing.T) {
 	s := newServer(t)
 	s.SetChaos(chaos)
 	statuses := make([]int, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			a, err := do(s, loginRequest(t.Context(), s, "alice", alicePassword))
-			if err != nil {
-				t.Errorf("login %d: %v", i, err)
-			}
-			statuses[i] = a.status
-		})
-	}
-	wg.Wait()
+	testkit.Parallel(n, func(i int) {
+		a, err := do(s, loginRequest(t.Context(), s, "alice", alicePassword))
+		if err != nil {
+			t.Errorf("login %d: %v", i, err)
+		}
+		statuses[i] = a.status
+	})
 	if got := countOf(statuses, http.StatusServiceUnavailable); got != want {
 		t.Errorf("%d concurrent logins: %d answered 503, want %d as one after the other", n, got, want)
 	}
@@ -206,12 +203,12 @@ func TestChaosHangReleasedByClient(t *testing.T) {
 	s.SetChaos(Chaos{Faults: []Chance{{P: 1, Fault: Fault{Hang: true}}}})
 	ctx, cancel := context.WithCancel(t.Context())
 	res := goDo(s, loginRequest(ctx, s, "alice", alicePassword))
-	within(t, "request arrival", arrived)
+	testkit.Await(t, arrived, "request arrival")
 	cancel()
-	if r := within(t, "client error", res); !errors.Is(r.err, context.Canceled) {
+	if r := testkit.Await(t, res, "client error"); !errors.Is(r.err, context.Canceled) {
 		t.Errorf("login error = %v, want %v", r.err, context.Canceled)
 	}
-	within(t, "handler return after the client gave up", left)
+	testkit.Await(t, left, "handler return after the client gave up")
 }
 
 func TestChaosHeaderCopied(t *testing.T) {

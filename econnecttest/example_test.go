@@ -1,13 +1,17 @@
 package econnecttest_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net/http"
 	"strings"
+	"time"
 
+	"github.com/econnect-oss/econnect"
 	"github.com/econnect-oss/econnect/econnecttest"
 )
 
@@ -49,7 +53,7 @@ func ExampleNewServer() {
 	// Output:
 	// logged in as camera-7
 	// publish: 200 OK
-	// {Logins:1 Renewals:0 Refused:0 APICalls:1}
+	// {Logins:1 Renewals:0 Refused:0 APICalls:1 Connections:1}
 }
 
 func ExampleNewUnstartedServer() {
@@ -183,4 +187,41 @@ func ExampleServer_SetChaos() {
 	// 503 Service Unavailable retry after 2
 	// 200 OK
 	// failed: 58 of 100
+}
+
+func ExampleStore() {
+	store := econnecttest.NewStore()
+	defer store.Close()
+	ctx := context.Background()
+	store.Save(ctx, "key", []byte("entry"), time.Hour)
+
+	// The next Load fails, as a store across a network may.
+	store.Fail(econnecttest.StoreLoad, 1, econnecttest.StoreFault{Err: errors.New("connection reset")})
+	_, err := store.Load(ctx, "key")
+	fmt.Println("first load:", err)
+	v, err := store.Load(ctx, "key")
+	fmt.Printf("second load: %s %v\n", v, err)
+
+	// Garbage under the key, as another program might leave.
+	store.Put("key", []byte("{not json"))
+	v, _ = store.Load(ctx, "key")
+	fmt.Printf("planted: %s\n", v)
+
+	// A miss is fs.ErrNotExist, which is what econnect.ErrNotStored is.
+	_, err = store.Load(ctx, "other")
+	fmt.Println("missing:", errors.Is(err, econnect.ErrNotStored))
+
+	// One holder of a key's lock at a time; the lease lapses after 30 s.
+	unlock, err := store.Lock(ctx, "key", 30*time.Second)
+	if err != nil {
+		log.Fatal(err)
+	}
+	unlock()
+	fmt.Printf("%+v\n", store.Stats())
+	// Output:
+	// first load: connection reset
+	// second load: entry <nil>
+	// planted: {not json
+	// missing: true
+	// {Loads:4 Saves:1 Deletes:0 Locks:1 LockWaits:0 MaxHolders:1 Faults:1}
 }

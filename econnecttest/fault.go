@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"testing/iotest"
 	"time"
 )
 
@@ -15,7 +16,7 @@ import (
 // [Server.FailLogin] or [Server.FailRenew], or drawn at random as
 // [Server.SetChaos] says.
 //
-// The answer is first held as Delay, Wait and Hang say; a held answer is
+// The answer is first held as Delay, Wait, Hang and Freeze say; a held answer is
 // dropped, the connection closed without a word, when the client gives up
 // or the server closes. With Reset, the connection is then dropped anyway.
 // Then, if Status and Body are both zero, the endpoint answers normally
@@ -53,6 +54,18 @@ type Fault struct {
 	// whole, with a Content-Length to match: a well-formed answer whose
 	// JSON stops in the middle.
 	Half bool
+	// Freeze black-holes the connection the call arrived on, as a network
+	// path that drops every packet would: from then on nothing more is
+	// read from it or written to it, for any request on it (over HTTP/2,
+	// every stream of the connection), until the client closes it or the
+	// server closes. The call itself is never answered. A client that
+	// tries again on the same connection waits in vain; one that makes a
+	// fresh connection is answered normally, which [Stats].Connections
+	// shows. Go's HTTP/1.1 client closes the connection of a request it
+	// gives up on; its HTTP/2 client keeps the connection, and closes it
+	// only through its health check (SendPingTimeout of
+	// [http.HTTP2Config]). Every other field is then ignored.
+	Freeze bool
 }
 
 // faultQueue is the fault of the next n calls to an endpoint.
@@ -101,7 +114,10 @@ func (s *Server) auth(fs *faults, counter *int, h http.HandlerFunc) http.Handler
 		// Read the body before holding the answer: net/http notices that a
 		// client gave up only once the request body has been read.
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, authLimit))
-		r.Body = &replay{Reader: bytes.NewReader(body), err: err}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if err != nil { // the bytes read, then the error that ended the read
+			r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), iotest.ErrReader(err)))
+		}
 		f, faulted := s.arrive(r.Context(), fs, counter)
 		switch {
 		case !faulted:
@@ -121,8 +137,13 @@ func (s *Server) auth(fs *faults, counter *int, h http.HandlerFunc) http.Handler
 // holds the answer as the fault says. A wait given up on aborts the handler.
 func (s *Server) arrive(ctx context.Context, fs *faults, counter *int) (Fault, bool) {
 	s.mu.Lock()
-	*counter++
 	f, faulted := fs.next()
+	if faulted && f.Freeze {
+		// Before the count shows the call: a test that waited for the
+		// count knows the connection is frozen.
+		s.freeze(ctx)
+	}
+	s.bump(counter)
 	latency := s.latency
 	s.mu.Unlock()
 	if !s.pause(ctx, latency) || faulted && !s.hold(ctx, f) {
@@ -164,26 +185,12 @@ func spoil(w http.ResponseWriter, r *http.Request, f Fault, h http.Handler) {
 	}
 }
 
-// replay is a request body read ahead of time: its bytes, then the error
-// that ended the read.
-type replay struct {
-	*bytes.Reader
-	err error
-}
-
-func (b *replay) Read(p []byte) (int, error) {
-	n, err := b.Reader.Read(p)
-	if err == io.EOF && b.err != nil {
-		err = b.err
-	}
-	return n, err
-}
-
-func (b *replay) Close() error { return nil }
-
 // hold holds the answer as f says, and reports false if it was abandoned.
 func (s *Server) hold(ctx context.Context, f Fault) bool {
 	switch {
+	case f.Freeze: // nothing it answered would reach the client
+		s.wait(ctx, nil)
+		return false
 	case !s.pause(ctx, f.Delay):
 		return false
 	case f.Wait != nil && !s.wait(ctx, f.Wait):

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/econnect-oss/econnect/internal/testkit"
 )
 
 func TestFaultAnswers(t *testing.T) {
@@ -139,14 +141,14 @@ func TestFaultWait(t *testing.T) {
 			release := make(chan struct{})
 			s.FailLogin(1, Fault{Wait: release, Status: tt.status})
 			res := goDo(s, loginRequest(t.Context(), s, "alice", alicePassword))
-			within(t, "request arrival", arrived)
+			testkit.Await(t, arrived, "request arrival")
 			select {
 			case r := <-res:
 				t.Fatalf("answered %d, %v before Wait was closed", r.a.status, r.err)
 			default:
 			}
 			close(release)
-			r := within(t, "answer", res)
+			r := testkit.Await(t, res, "answer")
 			if r.err != nil || r.a.status != tt.wantStatus {
 				t.Errorf("login = %d, %v, want %d", r.a.status, r.err, tt.wantStatus)
 			}
@@ -160,12 +162,12 @@ func TestFaultHangReleasedByClient(t *testing.T) {
 	s.FailLogin(1, Fault{Hang: true, Status: 200})
 	ctx, cancel := context.WithCancel(t.Context())
 	res := goDo(s, loginRequest(ctx, s, "alice", alicePassword))
-	within(t, "request arrival", arrived)
+	testkit.Await(t, arrived, "request arrival")
 	cancel()
-	if r := within(t, "client error", res); !errors.Is(r.err, context.Canceled) {
+	if r := testkit.Await(t, res, "client error"); !errors.Is(r.err, context.Canceled) {
 		t.Errorf("login error = %v, want %v", r.err, context.Canceled)
 	}
-	within(t, "handler return after the client gave up", left)
+	testkit.Await(t, left, "handler return after the client gave up")
 	login(t, s, "alice", alicePassword) // the queue held one fault
 }
 
@@ -181,6 +183,8 @@ func TestCloseWhileHeld(t *testing.T) {
 		{"delay", func(s *Server) { s.FailLogin(1, Fault{Delay: time.Hour}) }, false},
 		{"latency", func(s *Server) { s.SetLatency(time.Hour) }, false},
 		{"renewal hang", func(s *Server) { s.FailRenew(1, Fault{Hang: true}) }, true},
+		{"freeze", func(s *Server) { s.FailLogin(1, Fault{Freeze: true}) }, false},
+		{"renewal freeze", func(s *Server) { s.FailRenew(1, Fault{Freeze: true}) }, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -192,14 +196,14 @@ func TestCloseWhileHeld(t *testing.T) {
 			}
 			tt.setup(s)
 			res := goDo(s, req)
-			within(t, "request arrival", arrived)
+			testkit.Await(t, arrived, "request arrival")
 			closed := make(chan struct{})
 			go func() {
 				s.Close()
 				close(closed)
 			}()
-			within(t, "Close", closed)
-			if r := within(t, "client error", res); r.err == nil {
+			testkit.Await(t, closed, "Close")
+			if r := testkit.Await(t, res, "client error"); r.err == nil {
 				t.Errorf("held request answered %d %q, want a dropped connection", r.a.status, r.a.body)
 			}
 		})

@@ -7,11 +7,12 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/econnect-oss/econnect/internal/testkit"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // Accounts of the servers of newServer.
@@ -40,12 +41,18 @@ type answer struct {
 	status int
 	header http.Header
 	body   string
+	proto  int // major version of HTTP
 }
 
 // do sends req to s without following redirects. It is safe to call off the
 // test goroutine.
 func do(s *Server, req *http.Request) (answer, error) {
-	c := *s.Client()
+	return doWith(s.Client(), req)
+}
+
+// doWith is do through the client hc.
+func doWith(hc *http.Client, req *http.Request) (answer, error) {
+	c := *hc
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := c.Do(req)
 	if err != nil {
@@ -53,7 +60,7 @@ func do(s *Server, req *http.Request) (answer, error) {
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return answer{resp.StatusCode, resp.Header, string(b)}, err
+	return answer{resp.StatusCode, resp.Header, string(b), resp.ProtoMajor}, err
 }
 
 // mustDo is do for the test goroutine.
@@ -118,47 +125,26 @@ func tokenOf(t *testing.T, a answer) string {
 	return got.Token
 }
 
-// checkStats compares the server's counters with want.
+// checkStats compares the server's counters of requests with want.
+// Connections, which depends on how the client pools them, is left to the
+// tests of connections.
 func checkStats(t *testing.T, s *Server, want Stats) {
 	t.Helper()
-	if diff := cmp.Diff(want, s.Stats()); diff != "" {
+	if diff := cmp.Diff(want, s.Stats(), cmpopts.IgnoreFields(Stats{}, "Connections")); diff != "" {
 		t.Errorf("Stats() mismatch (-want +got):\n%s", diff)
 	}
-}
-
-// fakeClock is a clock that moves only when told to.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
 }
 
 // clockStart is where fake clocks start: half a second past a whole second,
 // so that rounding shows.
 var clockStart = time.Date(2025, 1, 1, 12, 0, 0, 5e8, time.UTC)
 
-// newFakeClock returns a fake clock at clockStart and makes it the server's.
-func newFakeClock(s *Server) *fakeClock {
-	c := &fakeClock{now: clockStart}
-	s.SetClock(c.Now)
+// newFakeClock returns a fake clock at clockStart and makes its wall
+// reading the server's clock.
+func newFakeClock(s *Server) *testkit.Clock {
+	c := testkit.NewClock(clockStart)
+	s.SetClock(c.Wall)
 	return c
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
 }
 
 // part returns part i (0 header, 1 payload) of a JWT, decoded.
@@ -225,21 +211,44 @@ func goDo(s *Server, req *http.Request) <-chan result {
 	return ch
 }
 
-// hangGuard is how long within waits before it calls a wait a hang. It is
-// generous because it times nothing: a cold, loaded machine running -race
-// must never trip it, and a passing test never waits for it.
-const hangGuard = 30 * time.Second
+// goDoWith is goDo through the client hc.
+func goDoWith(hc *http.Client, req *http.Request) <-chan result {
+	ch := make(chan result, 1)
+	go func() {
+		a, err := doWith(hc, req)
+		ch <- result{a, err}
+	}()
+	return ch
+}
 
-// within fails the test if ch does not deliver within hangGuard. It is a
-// guard against a hang, not a wait for time to pass.
-func within[T any](t *testing.T, what string, ch <-chan T) T {
+// startTLS starts a TLS server with the users alice and bob, over HTTP/2 if
+// h2, with watch; it is closed when the test ends.
+func startTLS(t *testing.T, h2 bool) (s *Server, arrived, left <-chan struct{}) {
 	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(hangGuard):
+	s = NewUnstartedServer()
+	s.EnableHTTP2 = h2
+	arrived, left = watch(s)
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	addUsers(s)
+	return s, arrived, left
+}
+
+// freshClient returns a client like s.Client() with a pool of connections
+// of its own: its first request makes a new connection.
+func freshClient(t *testing.T, s *Server) *http.Client {
+	t.Helper()
+	tr := s.Client().Transport.(*http.Transport).Clone()
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+// waitStats waits until cond holds for the server's Stats.
+func waitStats(t *testing.T, s *Server, what string, cond func(Stats) bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), testkit.Guard)
+	defer cancel()
+	if err := s.WaitFor(ctx, cond); err != nil {
+		t.Fatalf("waiting for %s: %v; Stats() = %+v", what, err, s.Stats())
 	}
-	t.Fatalf("%s: still waiting after %v", what, hangGuard)
-	var zero T
-	return zero
 }

@@ -24,6 +24,12 @@ type Server struct {
 	// prefix. Start adds a missing leading slash and drops a trailing one.
 	Prefix string
 
+	// EnableHTTP2, set between NewUnstartedServer and StartTLS, makes the
+	// server speak HTTP/2, and [Server.Client] with it, as
+	// httptest.Server's field of the same name does. Start ignores it:
+	// over plain HTTP the server speaks HTTP/1.1 only.
+	EnableHTTP2 bool
+
 	srv       *httptest.Server
 	mux       *http.ServeMux
 	closed    chan struct{} // closed by Close, so that held answers give up
@@ -44,6 +50,7 @@ type Server struct {
 	loginFaults faults
 	renewFaults faults
 	stats       Stats
+	changed     signal // broadcast by every change of stats, for WaitFor
 }
 
 // user is an account of the server.
@@ -90,6 +97,8 @@ func NewUnstartedServer() *Server {
 		clock:    time.Now,
 	}
 	s.srv = httptest.NewUnstartedServer(s.mux)
+	// Beneath TLS, if any, so that a frozen connection stops the bytes.
+	s.srv.Listener = freezeListener{s.srv.Listener}
 	return s
 }
 
@@ -107,6 +116,8 @@ func (s *Server) StartTLS() {
 
 func (s *Server) start(serve func()) {
 	s.setup()
+	s.srv.EnableHTTP2 = s.EnableHTTP2
+	s.hookConns(s.srv.Config)
 	serve()
 	s.URL = s.srv.URL + s.prefix
 }
@@ -139,10 +150,11 @@ func (s *Server) routes() {
 
 // Close shuts down the server and blocks until all outstanding requests on
 // it have completed. Answers held by a latency or a fault give up at once:
-// their connections are dropped without an answer.
+// their connections, frozen ones included, are dropped without an answer.
 func (s *Server) Close() {
-	// Close the channel first: httptest waits for every handler, and held
-	// handlers only return once they see it.
+	// Close the channel first: httptest waits for every handler and
+	// connection, and held handlers and frozen connections only give up
+	// once they see it.
 	s.closeOnce.Do(func() { close(s.closed) })
 	s.srv.Close()
 }
@@ -196,13 +208,6 @@ func (s *Server) protect(role string, h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
-}
-
-// count adds one to a counter of s.stats.
-func (s *Server) count(counter *int) {
-	s.mu.Lock()
-	*counter++
-	s.mu.Unlock()
 }
 
 // cleanPrefix gives p one leading slash and no trailing one; "" and "/"

@@ -7,15 +7,14 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/econnect-oss/econnect/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	testkit.Main(m)
 }
 
 func TestLogin(t *testing.T) {
@@ -77,7 +76,7 @@ func TestRenew(t *testing.T) {
 		name          string
 		method        string
 		auth          func(token string) string // the Authorization header
-		before        func(*Server, *fakeClock)
+		before        func(*Server, *testkit.Clock)
 		wantStatus    int
 		wantChallenge string
 		wantRefused   int
@@ -87,9 +86,9 @@ func TestRenew(t *testing.T) {
 		{"other scheme", "GET", func(tok string) string { return "Basic " + tok }, nil, 401, "Bearer", 1},
 		{"garbage token", "GET", func(string) string { return "Bearer not.a.jwt" }, nil, 401, `Bearer error="invalid_token"`, 1},
 		{"lower-case scheme", "GET", func(tok string) string { return "bearer " + tok }, nil, 200, "", 0},
-		{"expired", "GET", bearerHeader, func(_ *Server, c *fakeClock) { c.Add(time.Hour) }, 401, `Bearer error="invalid_token"`, 1},
-		{"1s before expiry", "GET", bearerHeader, func(_ *Server, c *fakeClock) { c.Add(time.Hour - time.Second) }, 200, "", 0},
-		{"after RotateKey", "GET", bearerHeader, func(s *Server, _ *fakeClock) { s.RotateKey() }, 401, `Bearer error="invalid_token"`, 1},
+		{"expired", "GET", bearerHeader, func(_ *Server, c *testkit.Clock) { c.Advance(time.Hour) }, 401, `Bearer error="invalid_token"`, 1},
+		{"1s before expiry", "GET", bearerHeader, func(_ *Server, c *testkit.Clock) { c.Advance(time.Hour - time.Second) }, 200, "", 0},
+		{"after RotateKey", "GET", bearerHeader, func(s *Server, _ *testkit.Clock) { s.RotateKey() }, 401, `Bearer error="invalid_token"`, 1},
 		{"POST", "POST", bearerHeader, nil, 405, "", 0},
 	}
 	for _, tt := range tests {
@@ -130,10 +129,10 @@ func TestRenewedTokenHasFreshTimes(t *testing.T) {
 	s := newServer(t)
 	clock := newFakeClock(s)
 	old := login(t, s, "alice", alicePassword)
-	clock.Add(10 * time.Minute)
+	clock.Advance(10 * time.Minute)
 	renewed := tokenOf(t, mustDo(t, s, renewRequest(t.Context(), s, old)))
 	iat := claimsOf(t, renewed)["iat"].(float64)
-	if want := clock.Now().Unix(); int64(iat) != want {
+	if want := clock.Wall().Unix(); int64(iat) != want {
 		t.Errorf("renewed iat = %v, want %d", iat, want)
 	}
 }
@@ -339,15 +338,11 @@ func TestStatsConcurrentLogins(t *testing.T) {
 	const n = 64
 	statuses := make([]int, n)
 	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			var a answer
-			a, errs[i] = do(s, loginRequest(t.Context(), s, "alice", alicePassword))
-			statuses[i] = a.status
-		})
-	}
-	wg.Wait()
+	testkit.Parallel(n, func(i int) {
+		var a answer
+		a, errs[i] = do(s, loginRequest(t.Context(), s, "alice", alicePassword))
+		statuses[i] = a.status
+	})
 	for i := range n {
 		if errs[i] != nil || statuses[i] != http.StatusOK {
 			t.Errorf("login %d = %d, %v, want 200", i, statuses[i], errs[i])

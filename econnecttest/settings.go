@@ -19,29 +19,6 @@ func DefaultRoles() []string {
 	return []string{rolePublishing, roleRecognize}
 }
 
-// Stats counts the requests a [Server] has seen. Every counter counts the
-// requests received, injected faults included, except Refused.
-type Stats struct {
-	// Logins counts requests to POST {Prefix}/api/v1/authenticate.
-	Logins int
-	// Renewals counts requests to GET {Prefix}/api/v1/renewToken.
-	Renewals int
-	// Refused counts the answers 400 for a wrong username or password and
-	// 401 for a missing, invalid or expired token, given by the server's own
-	// checks; injected faults and malformed requests are not counted.
-	Refused int
-	// APICalls counts requests to protected endpoints: the publish endpoint
-	// and handlers mounted with [Server.Handle].
-	APICalls int
-}
-
-// Stats returns the counts of the requests the server has seen so far.
-func (s *Server) Stats() Stats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stats
-}
-
 // AddUser adds an account, or replaces the password and roles of an
 // existing one. A user added without roles gets [DefaultRoles]. Tokens
 // already issued keep the roles they carry.
