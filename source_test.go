@@ -3,42 +3,29 @@ package econnect
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"reflect"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/econnect-oss/econnect/econnecttest"
 	"github.com/econnect-oss/econnect/internal/policy"
-	"go.uber.org/goleak"
+	"github.com/econnect-oss/econnect/internal/testkit"
 	"golang.org/x/oauth2"
 )
 
 // These tests drive the token source on a fake clock; internal/apitest tests
 // the public API on the real one, internal/wire and internal/policy theirs.
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	http.DefaultClient.CloseIdleConnections() // its keep-alive goroutines are not leaks
-	if err := goleak.Find(); code == 0 && err != nil {
-		fmt.Fprintln(os.Stderr, "goroutines left behind:", err)
-		code = 1
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 const testUser, testPassword = "camera-1", "pw-SENTINEL-7f3a9c"
 
@@ -46,74 +33,10 @@ const testUser, testPassword = "camera-1", "pw-SENTINEL-7f3a9c"
 // care about sub-second phases shift it.
 var epoch = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
-// fakeClock moves only when told. Its wall and monotonic readings move
-// together, except under StepWall, which is what a host's clock step does.
-type fakeClock struct {
-	mu       sync.Mutex
-	wall     time.Time
-	mono     time.Duration
-	moved    chan struct{} // closed and replaced by each Advance
-	sleepers int
-}
-
-// Sleep waits until the clock has moved d, or ctx ends.
-func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
-	c.mu.Lock()
-	until := c.mono + d
-	c.sleepers++
-	defer func() { c.mu.Lock(); c.sleepers--; c.mu.Unlock() }()
-	for c.mono < until {
-		if c.moved == nil {
-			c.moved = make(chan struct{})
-		}
-		moved := c.moved
-		c.mu.Unlock()
-		select {
-		case <-moved:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		c.mu.Lock()
-	}
-	c.mu.Unlock()
-	return nil
-}
-
-// Sleepers is how many callers are in Sleep.
-func (c *fakeClock) Sleepers() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.sleepers
-}
-
-func (c *fakeClock) Wall() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.wall
-}
-
-func (c *fakeClock) Mono() time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.mono
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.wall, c.mono = c.wall.Add(d), c.mono+d
-	if c.moved != nil {
-		close(c.moved)
-		c.moved = nil
-	}
-}
-
-func (c *fakeClock) StepWall(d time.Duration) { c.mu.Lock(); c.wall = c.wall.Add(d); c.mu.Unlock() }
-
 // fixture is a fake server and a Config for it, sharing one fake clock.
 type fixture struct {
 	srv *econnecttest.Server
-	clk *fakeClock
+	clk *testkit.Clock
 	ctx context.Context
 	cfg Config
 }
@@ -124,7 +47,7 @@ func newFixtureAt(t testing.TB, start time.Time) *fixture {
 	t.Helper()
 	srv := econnecttest.NewServer()
 	t.Cleanup(srv.Close)
-	clk := &fakeClock{wall: start}
+	clk := testkit.NewClock(start)
 	srv.SetClock(clk.Wall)
 	srv.AddUser(testUser, testPassword)
 	return &fixture{
@@ -149,6 +72,17 @@ func (f *fixture) source(t testing.TB, saved *oauth2.Token) *source {
 
 func (f *fixture) stats() econnecttest.Stats { return f.srv.Stats() }
 
+// awaitStats waits until the server's counts meet cond; the bound guards
+// against a deadlock and measures nothing.
+func awaitStats(t testing.TB, srv *econnecttest.Server, cond func(econnecttest.Stats) bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Guard)
+	defer cancel()
+	if err := srv.WaitFor(ctx, cond); err != nil {
+		t.Fatalf("the server's counts %+v never met the test's condition: %v", srv.Stats(), err)
+	}
+}
+
 // With the fixture's 1-hour tokens: a lifetime of 3599 s (a second off for
 // the truncated iat), renewal due 225 s before expiry, margin 10 s.
 const (
@@ -163,12 +97,6 @@ func mustToken(t testing.TB, s *source) *token {
 		t.Fatalf("current() error = %v", err)
 	}
 	return tok
-}
-
-func fakeJWT(claims map[string]any) string {
-	payload, _ := json.Marshal(claims)
-	enc := base64.RawURLEncoding.EncodeToString
-	return enc([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc(payload) + ".c2lnbmF0dXJl"
 }
 
 func answer(jwt string) string { return `{"username":"camera-1","token":"` + jwt + `"}` }
@@ -222,7 +150,7 @@ func TestExpiryClaims(t *testing.T) {
 	t.Run("iat a day off is ignored", func(t *testing.T) {
 		f := newFixture(t)
 		exp := epoch.Add(time.Hour).Unix()
-		f.srv.FailLogin(1, econnecttest.Fault{Body: answer(fakeJWT(map[string]any{"iat": 0, "exp": exp}))})
+		f.srv.FailLogin(1, econnecttest.Fault{Body: answer(testkit.FakeJWT(map[string]any{"iat": 0, "exp": exp}))})
 		if tok := mustToken(t, f.source(t, nil)); !tok.timing.Expiry.Equal(epoch.Add(time.Hour)) {
 			t.Errorf("Expiry = %v with iat = 0, want exp %v", tok.timing.Expiry, epoch.Add(time.Hour))
 		}
@@ -271,22 +199,6 @@ func TestStrictServer(t *testing.T) {
 	}
 }
 
-// parallel runs fn on n goroutines released together and waits for them.
-func parallel(n int, fn func(i int)) {
-	var start, done sync.WaitGroup
-	start.Add(1)
-	for i := range n {
-		done.Add(1)
-		go func() {
-			defer done.Done()
-			start.Wait()
-			fn(i)
-		}()
-	}
-	start.Done()
-	done.Wait()
-}
-
 // TestRenewalInBackground: from the renewal point, 64 callers keep the
 // current token without waiting while exactly one renewal runs for as long
 // as the safety margin, and a new token comes after it; also with an
@@ -314,12 +226,10 @@ func TestRenewalInBackground(t *testing.T) {
 			f.srv.FailRenew(1, econnecttest.Fault{Wait: hold})
 			f.clk.Advance(tt.dueIn)
 			mustToken(t, s) // starts the renewal
-			for f.stats().Renewals == 0 {
-				runtime.Gosched() // until the server holds it
-			}
+			awaitStats(t, f.srv, func(st econnecttest.Stats) bool { return st.Renewals > 0 }) // the server holds it
 			sent := f.clk.Wall()
 			f.clk.Advance(policy.Margin(first.timing.Lifetime) - 1)
-			parallel(64, func(int) {
+			testkit.Parallel(64, func(int) {
 				if tok, err := s.current(context.Background(), untilDeadline); err != nil || tok != first {
 					t.Errorf("caller got %v, %v while the renewal is held; want the current token", tok, err)
 				}
@@ -589,18 +499,17 @@ func TestPatientCallers(t *testing.T) {
 		t.Errorf("current(deadline before the backoff ends) error = %v, want the last error at once", err)
 	}
 	go func() { // the 1 s backoff ends; the second login fails; Token gives up; the 2 s backoff ends
-		for f.clk.Sleepers() < 11 {
-			runtime.Gosched()
-		}
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.Guard)
+		defer cancel()
+		f.clk.AwaitSleepers(ctx, 11)
 		f.clk.Advance(time.Second)
-		for f.stats().Logins < 2 || f.clk.Sleepers() < 10 {
-			runtime.Gosched()
-		}
+		f.srv.WaitFor(ctx, func(st econnecttest.Stats) bool { return st.Logins == 2 })
+		f.clk.AwaitSleepers(ctx, 10)
 		f.clk.Advance(2 * time.Second)
 	}()
 	long, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	parallel(11, func(i int) {
+	testkit.Parallel(11, func(i int) {
 		if i == 10 {
 			_, err := s.Token()
 			var re *oauth2.RetrieveError
@@ -759,14 +668,14 @@ func TestEndpointAlways401(t *testing.T) {
 // cannedAuth answers logins and renewals in process with JWTs stamped by
 // clk, as the fake server would, without a network: for fleets of sources.
 type cannedAuth struct {
-	clk      *fakeClock
+	clk      *testkit.Clock
 	lifetime time.Duration
 	n        atomic.Int64
 }
 
 func (c *cannedAuth) RoundTrip(r *http.Request) (*http.Response, error) {
 	iat := c.clk.Wall().Truncate(time.Second)
-	jwt := fakeJWT(map[string]any{"iat": iat.Unix(), "exp": iat.Add(c.lifetime).Unix(), "jti": c.n.Add(1)})
+	jwt := testkit.FakeJWT(map[string]any{"iat": iat.Unix(), "exp": iat.Add(c.lifetime).Unix(), "jti": c.n.Add(1)})
 	return &http.Response{StatusCode: 200, Header: http.Header{}, Request: r,
 		Body: io.NopCloser(strings.NewReader(answer(jwt)))}, nil
 }
@@ -776,7 +685,7 @@ func (c *cannedAuth) RoundTrip(r *http.Request) (*http.Response, error) {
 // returns the largest share of its renewals that fell into one window of
 // width, and the time from its first renewal to its last.
 func fleet(t testing.TB, n, lifetimes int, lifetime, width time.Duration, draw func() float64) (peaks []float64, spreads []time.Duration) {
-	clk := &fakeClock{wall: epoch.Add(300 * time.Millisecond)}
+	clk := testkit.NewClock(epoch.Add(300 * time.Millisecond))
 	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: &cannedAuth{clk: clk, lifetime: lifetime}})
 	cfg := Config{BaseURL: "https://identities.example", Username: testUser, Password: testPassword}
 	sources := make([]*source, n)
