@@ -11,6 +11,11 @@
 // regular file only this user can read (a symbolic link, a FIFO, a
 // directory, a file of another user), is refused without being followed or
 // opened for a blocking read, since someone else may have put it there.
+//
+// Processes coordinate through one lock file per key beside the values. It
+// is never deleted, so that no process ever locks a file another one has
+// already unlinked, and it is never the value file itself, which each save
+// replaces by another inode.
 package dirstore
 
 import (
@@ -33,15 +38,16 @@ const (
 	// maxKey bounds a key, leaving room for the file name extensions within
 	// the 255 bytes most file systems allow.
 	maxKey = 200
-	// valueExt and tempInfix name a key's files: the value, and temporary
-	// files ("." + key + tempInfix + random digits), whose leading dot keeps
-	// them apart from every key.
+	// valueExt, lockExt and tempInfix name a key's files: the value, the
+	// lock, and temporary files ("." + key + tempInfix + random digits),
+	// whose leading dot keeps them apart from every key.
 	valueExt  = ".token"
+	lockExt   = ".lock"
 	tempInfix = ".tmp-"
 )
 
 // Dir is a directory holding one file per key: the value of key K in
-// K.token. A key is 1 to 200 bytes of
+// K.token and its lock in K.lock. A key is 1 to 200 bytes of
 // [A-Za-z0-9._-] that does not start with a dot. Keys differing only in
 // case may share a file on case-insensitive file systems (macOS, Windows).
 //

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -77,6 +78,13 @@ var ops = []op{
 	}},
 	{"Delete", func(ctx context.Context, d Dir, key string) error {
 		return d.Delete(ctx, key)
+	}},
+	{"Lock", func(ctx context.Context, d Dir, key string) error {
+		unlock, err := d.Lock(ctx, key, time.Minute)
+		if err == nil {
+			unlock()
+		}
+		return err
 	}},
 }
 

@@ -9,12 +9,18 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestModes(t *testing.T) {
 	parent := t.TempDir()
 	d := Dir(filepath.Join(parent, "a", "b"))
 	mustSave(t, d, testKey, []byte("value"))
+	unlock, err := d.Lock(t.Context(), testKey, time.Minute)
+	if err != nil {
+		t.Fatalf("Lock() error = %v, want nil", err)
+	}
+	unlock()
 	tests := []struct {
 		path string
 		want fs.FileMode
@@ -22,6 +28,7 @@ func TestModes(t *testing.T) {
 		{filepath.Join(parent, "a"), fs.ModeDir | 0o700},
 		{string(d), fs.ModeDir | 0o700},
 		{filepath.Join(string(d), testKey+valueExt), 0o600},
+		{filepath.Join(string(d), testKey+lockExt), 0o600},
 	}
 	for _, tt := range tests {
 		fi, err := os.Lstat(tt.path)
@@ -117,15 +124,20 @@ func TestOtherOwner(t *testing.T) {
 			wantRefused(t, op.name+"()", op.do(t.Context(), d, testKey), "owned by uid 4242")
 		}
 	})
-	t.Run("value", func(t *testing.T) {
-		d := newDir(t)
-		writeFile(t, d, testKey+valueExt, []byte("value"), 0o600)
-		if err := os.Chown(filepath.Join(string(d), testKey+valueExt), uid, uid); err != nil {
-			t.Fatal(err)
-		}
-		_, err := d.Load(t.Context(), testKey)
-		wantRefused(t, "Load()", err, "owned by uid 4242")
-	})
+	for _, ext := range []string{valueExt, lockExt} {
+		t.Run(ext, func(t *testing.T) {
+			d := newDir(t)
+			writeFile(t, d, testKey+ext, []byte("value"), 0o600)
+			if err := os.Chown(filepath.Join(string(d), testKey+ext), uid, uid); err != nil {
+				t.Fatal(err)
+			}
+			op := findOp(t, "Load")
+			if ext == lockExt {
+				op = findOp(t, "Lock")
+			}
+			wantRefused(t, op.name+"()", op.do(t.Context(), d, testKey), "owned by uid 4242")
+		})
+	}
 }
 
 func TestSymlink(t *testing.T) {
@@ -151,4 +163,33 @@ func TestSymlink(t *testing.T) {
 	if b, err := os.ReadFile(target); err != nil || string(b) != "target-secret" {
 		t.Errorf("target after Save = %q, %v, want it unchanged", b, err)
 	}
+}
+
+func TestLockFileSymlink(t *testing.T) {
+	target := filepath.Join(t.TempDir(), "target")
+	d := newDir(t)
+	mustMkdir(t, d, 0o700)
+	if err := os.Symlink(target, filepath.Join(string(d), testKey+lockExt)); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := d.Lock(t.Context(), testKey, time.Minute)
+	if err == nil {
+		unlock()
+	}
+	wantRefused(t, "Lock()", err, "a symbolic link")
+	if _, err := os.Lstat(target); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Lock() through a dangling link made its target: Lstat() error = %v", err)
+	}
+}
+
+// findOp returns the op of ops named name.
+func findOp(t *testing.T, name string) op {
+	t.Helper()
+	for _, o := range ops {
+		if o.name == name {
+			return o
+		}
+	}
+	t.Fatalf("no op %q", name)
+	return op{}
 }
