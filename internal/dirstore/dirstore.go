@@ -50,6 +50,8 @@ const (
 // K.token and its lock in K.lock. A key is 1 to 200 bytes of
 // [A-Za-z0-9._-] that does not start with a dot. Keys differing only in
 // case may share a file on case-insensitive file systems (macOS, Windows).
+// Modes and owners are checked where they say who may use a file (Unix);
+// on Windows the user's own folders are private by their access lists.
 //
 // The methods of Dir are safe for concurrent use by multiple goroutines and
 // processes.
