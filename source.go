@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/econnect-oss/econnect/internal/dirstore"
 	"github.com/econnect-oss/econnect/internal/jwtclaims"
 	"github.com/econnect-oss/econnect/internal/policy"
 	"github.com/econnect-oss/econnect/internal/secret"
@@ -215,6 +216,42 @@ type Locker interface {
 // storage, so that a store over files reports a missing file as it is.
 var ErrNotStored = fs.ErrNotExist
 
+// DirStore is a [Store] and a [Locker] that keeps each token in a file of
+// the directory it names, for the processes of one user on one host: a
+// camera that must not log in again after a power cut, or the runs of a
+// command. The directory is made with mode 0700 and the files 0600; each
+// save goes to a temporary file that is synced, then renamed over the old
+// one, so that a power cut leaves the old token or the new one, never an
+// empty file, and a Load during a Save sees one or the other. A file other
+// users may read or write, or that is not a regular file (a symbolic link,
+// a FIFO), is not followed nor opened for a blocking read: Load refuses it
+// with an error the source logs once, and the next save replaces it. The
+// lock is a separate file per key that is never deleted (flock(2) on Unix,
+// LockFileEx on Windows; where neither exists, Lock fails and sources go on
+// unlocked). Printing a Config shows a DirStore's type, not its path.
+type DirStore string
+
+// Load returns the value saved under key; see [Store].
+func (d DirStore) Load(ctx context.Context, key string) ([]byte, error) {
+	return dirstore.Dir(d).Load(ctx, key)
+}
+
+// Save replaces the value under key; a file has no use for ttl.
+func (d DirStore) Save(ctx context.Context, key string, value []byte, _ time.Duration) error {
+	return dirstore.Dir(d).Save(ctx, key, value)
+}
+
+// Delete removes the value under key.
+func (d DirStore) Delete(ctx context.Context, key string) error {
+	return dirstore.Dir(d).Delete(ctx, key)
+}
+
+// Lock takes the lock of key across the processes of the host; see
+// [Locker].
+func (d DirStore) Lock(ctx context.Context, key string, ttl time.Duration) (func(), error) {
+	return dirstore.Dir(d).Lock(ctx, key, ttl)
+}
+
 // leaseTTL is how long a store's lock is held at most: the bound of one
 // auth call, and a little more for the save after it.
 const leaseTTL = wire.Timeout + 5*time.Second
@@ -396,7 +433,7 @@ func (s *source) startFromShelf() {
 	if s.shelf == nil {
 		return
 	}
-	if t := s.fromShelf(plan{old: s.tok}); t != nil {
+	if t, _ := s.fromShelf(plan{old: s.tok}); t != nil {
 		s.tok, s.life = t, t.timing.Lifetime
 		s.counts.adopted++
 		s.publishLocked()
@@ -686,11 +723,14 @@ func (s *source) fetch(p plan) outcome {
 	if s.shelf == nil {
 		return s.ask(p)
 	}
-	if t := s.fromShelf(p); t != nil {
+	t, err := s.fromShelf(p)
+	switch {
+	case t != nil:
 		return outcome{tok: t, adopted: true, calls: counts{adopted: 1}}
-	}
-	if s.cfg.Password == "" && needsLogin(p.state) {
+	case s.cfg.Password == "" && needsLogin(p.state):
 		return outcome{err: ErrNoPassword}
+	case err != nil:
+		return s.ask(p) // a store that fails is not worth waiting for its lock
 	}
 	var adopted *token
 	unlock, ok := s.shelf.Lease(s.ctx, leaseTTL, func(e tokenstore.Entry) bool {
@@ -992,13 +1032,14 @@ func (s *source) invalidate(jwt string) {
 }
 
 // fromShelf returns the token the store holds if the source adopts it (see
-// adoptable), or nil: the load a flight makes before any auth call.
-func (s *source) fromShelf(p plan) *token {
-	e, ok := s.shelf.Load(s.ctx)
-	if !ok {
-		return nil
+// adoptable), or nil: the load a flight makes before any auth call. Its
+// error is the store's failure, if it failed.
+func (s *source) fromShelf(p plan) (*token, error) {
+	e, err := s.shelf.Load(s.ctx)
+	if err != nil || e.Token == "" {
+		return nil, err
 	}
-	return s.adoptable(e, p)
+	return s.adoptable(e, p), nil
 }
 
 // adoptable returns the token of e, a valid entry for the source's key, if

@@ -3,6 +3,10 @@ package econnect
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -225,7 +229,7 @@ func TestRenewalInBackground(t *testing.T) {
 			hold := make(chan struct{})
 			f.srv.FailRenew(1, econnecttest.Fault{Wait: hold})
 			f.clk.Advance(tt.dueIn)
-			mustToken(t, s) // starts the renewal
+			mustToken(t, s)                                                                   // starts the renewal
 			awaitStats(t, f.srv, func(st econnecttest.Stats) bool { return st.Renewals > 0 }) // the server holds it
 			sent := f.clk.Wall()
 			f.clk.Advance(policy.Margin(first.timing.Lifetime) - 1)
@@ -759,13 +763,18 @@ func BenchmarkFleet(b *testing.B) {
 
 // BenchmarkRead: a cached read on the Client path, the source's lock-free
 // snapshot, against its floor (an atomic.Pointer load and time.Now) and
-// against oauth2.ReuseTokenSource. Run it with -cpu 1,2,4,8.
+// against oauth2.ReuseTokenSource; and the same read from a source with a
+// Config.Store, which a fresh token's read never touches. Run it with
+// -cpu 1,2,4,8.
 func BenchmarkRead(b *testing.B) {
 	f := newFixture(b)
 	f.srv.SetClock(time.Now)
 	s := newSource(f.ctx, &f.cfg, nil)
 	var floor atomic.Pointer[token]
 	floor.Store(mustToken(b, s))
+	stored := newSource(f.ctx, &Config{BaseURL: f.srv.URL, Username: testUser, Password: testPassword,
+		Store: econnecttest.NewStore()}, nil)
+	mustToken(b, stored)
 	reuse := oauth2.ReuseTokenSource(nil, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "x", Expiry: time.Now().Add(time.Hour)}))
 	ctx := context.Background()
 	reads := []struct {
@@ -774,6 +783,7 @@ func BenchmarkRead(b *testing.B) {
 	}{
 		{"impl=atomic+now", func() bool { t := floor.Load(); return t != nil && time.Now().Before(t.renewAt) }},
 		{"impl=econnect", func() bool { t, err := s.current(ctx, untilDeadline); return err == nil && t != nil }},
+		{"impl=econnect+store", func() bool { t, err := stored.current(ctx, untilDeadline); return err == nil && t != nil }},
 		{"impl=oauth2.ReuseTokenSource", func() bool { t, err := reuse.Token(); return err == nil && t != nil }},
 	}
 	for _, r := range reads {
@@ -805,5 +815,323 @@ func BenchmarkAuthCallsPerLifetime(b *testing.B) {
 			worst = max(worst, float64(calls)/10)
 		}
 		b.ReportMetric(worst, "calls/lifetime")
+	}
+}
+
+// withStore gives the fixture's Config a fault-injecting store on its
+// clock, and returns it.
+func (f *fixture) withStore(t testing.TB) *econnecttest.Store {
+	t.Helper()
+	st := econnecttest.NewStore()
+	st.SetClock(f.clk.Wall)
+	t.Cleanup(st.Close)
+	f.cfg.Store = st
+	return st
+}
+
+// settled waits for s's flights and their store work.
+func settled(t testing.TB, s *source) {
+	t.Helper()
+	s.wg.Wait()
+	if err := s.flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStoreRestart: a source started where another saved a usable token
+// makes no auth call; one whose stored token has expired, or whose store
+// holds anything but a valid entry for its key, makes exactly one login and
+// no error.
+func TestStoreRestart(t *testing.T) {
+	f := newFixture(t)
+	st := f.withStore(t)
+	first := f.source(t, nil)
+	tok := mustToken(t, first)
+	settled(t, first)
+	if st.Stats().Saves != 1 {
+		t.Fatalf("Stats().Saves = %d after a login, want 1", st.Stats().Saves)
+	}
+	second := f.source(t, nil)
+	if got := mustToken(t, second); got.raw() != tok.raw() || f.stats().Logins != 1 {
+		t.Errorf("after a restart: %d logins, same token %t; want the stored token and no auth call", f.stats().Logins, got.raw() == tok.raw())
+	}
+	if s := second.status(); s.Adopted != 1 || s.Logins != 0 {
+		t.Errorf("status() = %+v, want 1 adopted and 0 logins", s)
+	}
+	key := st.Keys()[0]
+	valid, _ := st.Value(key)
+	other, _ := json.Marshal(map[string]any{"version": 1, "key": "econnect-v1-other", "token": tok.raw(), "saved_at": f.clk.Wall()})
+	for name, v := range map[string][]byte{
+		"empty": {}, "truncated": valid[:len(valid)/2], "garbage": []byte("\x00\x01\x02"),
+		"another key's entry": other, "not JSON": []byte("eyJ.not.json"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			st.Put(key, v)
+			before := f.stats().Logins
+			if _, err := f.source(t, nil).current(context.Background(), failFast); err != nil {
+				t.Errorf("current() error = %v, want a login's token", err)
+			}
+			if n := f.stats().Logins - before; n != 1 {
+				t.Errorf("%d logins, want exactly 1", n)
+			}
+		})
+	}
+	t.Run("expired", func(t *testing.T) {
+		st.Put(key, valid)
+		f.clk.Advance(2 * time.Hour)
+		before := f.stats().Logins
+		mustToken(t, f.source(t, nil))
+		if n := f.stats().Logins - before; n != 1 {
+			t.Errorf("%d logins with an expired stored token, want 1", n)
+		}
+	})
+}
+
+// TestStoreSharesRenewals: two sources sharing a store renew once per
+// lifetime between them: the one whose renewal point comes first renews
+// and saves; the other, at its own point, takes that newer token instead.
+func TestStoreSharesRenewals(t *testing.T) {
+	f := newFixture(t)
+	f.withStore(t)
+	early, late := f.source(t, nil), f.source(t, nil)
+	early.draw = 0.99 // its renewal point comes up to a quarter of the window sooner
+	mustToken(t, early)
+	settled(t, early)
+	mustToken(t, late)
+	for lifetime := range 3 {
+		exp := mustToken(t, early).timing.Expiry
+		f.clk.Advance(exp.Add(-260 * time.Second).Sub(f.clk.Wall())) // past early's point (299 s), before late's (225 s)
+		mustToken(t, early)
+		settled(t, early)
+		f.clk.Advance(40 * time.Second)
+		mustToken(t, late)
+		settled(t, late)
+		if got := mustToken(t, late); got.raw() != mustToken(t, early).raw() {
+			t.Errorf("lifetime %d: the late source holds another token than the early one's renewal", lifetime)
+		}
+		if st := f.stats(); st.Logins != 1 || st.Renewals != lifetime+1 {
+			t.Errorf("lifetime %d: Stats = %+v, want 1 login and %d renewals: one per lifetime", lifetime, st, lifetime+1)
+		}
+	}
+	if s := late.status(); s.Renewals != 0 || s.Adopted != 4 {
+		t.Errorf("late.status() = %+v, want no renewal and 4 tokens taken from the store", s)
+	}
+}
+
+// TestStoreAfterRefusal: after a 401 on T, the first source logs in and
+// saves; a second that saw T refused too takes that token instead of
+// logging in; neither ever takes T from the store again. When the login
+// after a refusal fails, T is deleted from the store, so that no peer
+// adopts it.
+func TestStoreAfterRefusal(t *testing.T) {
+	f := newFixture(t)
+	st := f.withStore(t)
+	a := f.source(t, nil)
+	refused := mustToken(t, a)
+	settled(t, a)
+	b := f.source(t, nil)
+	if mustToken(t, b).raw() != refused.raw() {
+		t.Fatal("b did not start from a's stored token")
+	}
+	f.srv.RotateKey()
+	if !a.refused(refused) {
+		t.Fatal("refused() = false on the first 401")
+	}
+	fresh := mustToken(t, a)
+	settled(t, a)
+	b.refused(mustToken(t, b))
+	if got := mustToken(t, b); got.raw() != fresh.raw() {
+		t.Error("b logged in or kept the refused token, want a's fresh one from the store")
+	}
+	if n := f.stats().Logins; n != 2 {
+		t.Errorf("Stats().Logins = %d, want 2: the first, and one for the rotation", n)
+	}
+
+	t.Run("failed login deletes the refused token", func(t *testing.T) {
+		f.clk.Advance(2 * time.Second) // past the 401 spacing
+		f.srv.RotateKey()
+		f.srv.FailLogin(1, econnecttest.Fault{Status: http.StatusServiceUnavailable})
+		a.refused(fresh)
+		a.current(context.Background(), failFast) // the login fails; the refused token is kept in memory
+		settled(t, a)
+		if n := f.stats().Logins; n != 3 {
+			t.Fatalf("Stats().Logins = %d, want 3", n)
+		}
+		if keys := st.Keys(); len(keys) != 0 {
+			t.Errorf("the store still holds %d values after the refused token's replacement failed, want none", len(keys))
+		}
+	})
+}
+
+// TestStoreFaults: a store that fails, hangs or holds garbage never fails a
+// request that would succeed without it, and costs one Logger warning per
+// failure streak.
+func TestStoreFaults(t *testing.T) {
+	refused := econnecttest.StoreFault{Err: errors.New("connection refused")}
+	for _, tt := range []struct {
+		name        string
+		load, other econnecttest.StoreFault
+		rounds      int
+	}{
+		{"fails", refused, refused, 3},
+		{"hangs", econnecttest.StoreFault{Hang: true}, econnecttest.StoreFault{Hang: true}, 1}, // a second a call
+		// A save that works ends a streak: here saves fail too.
+		{"garbage", econnecttest.StoreFault{Value: []byte(`{"version":1,"token":"x"}`)}, refused, 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			st := f.withStore(t)
+			var logs bytes.Buffer
+			f.cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			st.Fail(econnecttest.StoreLoad, 1000, tt.load)
+			st.Fail(econnecttest.StoreSave, 1000, tt.other)
+			st.Fail(econnecttest.StoreLock, 1000, tt.other)
+			s := f.source(t, nil)
+			for i := range tt.rounds {
+				if _, err := s.current(context.Background(), untilDeadline); err != nil {
+					t.Fatalf("request %d: error = %v, want a token", i, err)
+				}
+				settled(t, s)
+				f.clk.Advance(dueIn) // a renewal each time: the store is asked again
+			}
+			if n := strings.Count(logs.String(), "Config.Store"); n != 1 {
+				t.Errorf("%d store warnings, want 1 for the streak:\n%s", n, logs.String())
+			}
+			if !strings.Contains(logs.String(), "store=*econnecttest.Store") {
+				t.Errorf("the warning does not name the store's type:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// TestStoreLease: 20 sources sharing a store with a lock, started together
+// with no token stored, make one login; the others take its token.
+func TestStoreLease(t *testing.T) {
+	f := newFixture(t)
+	st := f.withStore(t)
+	release := make(chan struct{})
+	f.srv.FailLogin(1, econnecttest.Fault{Wait: release})
+	go func() { // the login answers once the 19 others wait for its lock
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.Guard)
+		defer cancel()
+		st.WaitFor(ctx, func(s econnecttest.StoreStats) bool { return s.LockWaits >= 19 })
+		close(release)
+	}()
+	sources := make([]*source, 20)
+	for i := range sources {
+		sources[i] = f.source(t, nil)
+	}
+	testkit.Parallel(len(sources), func(i int) {
+		if _, err := sources[i].current(context.Background(), untilDeadline); err != nil {
+			t.Errorf("source %d: error = %v", i, err)
+		}
+	})
+	if n := f.stats().Logins; n != 1 {
+		t.Errorf("Stats().Logins = %d, want 1 for 20 sources sharing a lock", n)
+	}
+	if s := st.Stats(); s.MaxHolders != 1 {
+		t.Errorf("store MaxHolders = %d, want 1", s.MaxHolders)
+	}
+}
+
+// TestFlush: Flush waits for the save that follows a token, within its
+// context.
+func TestFlush(t *testing.T) {
+	f := newFixture(t)
+	st := f.withStore(t)
+	st.Fail(econnecttest.StoreSave, 1, econnecttest.StoreFault{Hang: true})
+	s := f.source(t, nil)
+	mustToken(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Flush(ctx, s); !errors.Is(err, context.Canceled) {
+		t.Errorf("Flush(cancelled) error = %v while the save hangs, want context.Canceled", err)
+	}
+	if err := Flush(context.Background(), s); err != nil {
+		t.Errorf("Flush() error = %v", err)
+	}
+	if st.Stats().Saves != 1 {
+		t.Errorf("after Flush, Stats().Saves = %d, want 1", st.Stats().Saves)
+	}
+	if err := Flush(context.Background(), oauth2.StaticTokenSource(nil)); err != nil {
+		t.Errorf("Flush(another source) error = %v, want nil", err)
+	}
+}
+
+// TestTokenSourceFromStore: a source started from a token takes the stored
+// one instead when it is newer by the JWT's claims, and keeps its own when
+// the stored one is older.
+func TestTokenSourceFromStore(t *testing.T) {
+	f := newFixture(t)
+	f.withStore(t)
+	a := f.source(t, nil)
+	old := mustToken(t, a).oauth2Token()
+	settled(t, a)
+	f.clk.Advance(dueIn)
+	mustToken(t, a) // a renews and saves a newer token
+	settled(t, a)
+	newer := mustToken(t, a)
+	from := func(saved *oauth2.Token) *source {
+		s := f.source(t, saved)
+		s.startFromShelf()
+		return s
+	}
+	if got := mustToken(t, from(old)); got.raw() != newer.raw() {
+		t.Error("TokenSourceFrom(older token) kept it, want the newer stored one")
+	}
+	f.clk.Advance(time.Second)
+	unsaved := f.source(t, nil)
+	unsaved.shelf = nil
+	newest := mustToken(t, unsaved).oauth2Token()
+	if got := mustToken(t, from(newest)); got.raw() != newest.AccessToken {
+		t.Error("TokenSourceFrom(newer token) took the older stored one")
+	}
+	if st := f.stats(); st.Logins != 2 || st.Renewals != 1 {
+		t.Errorf("Stats = %+v, want the 2 logins and 1 renewal of the setup, nothing more", st)
+	}
+}
+
+// TestStoreHoldsNoPassword: no stored byte holds the password, nor its
+// hashes or encodings.
+func TestStoreHoldsNoPassword(t *testing.T) {
+	f := newFixture(t)
+	st := f.withStore(t)
+	s := f.source(t, nil)
+	mustToken(t, s)
+	settled(t, s)
+	sum := sha256.Sum256([]byte(testPassword))
+	forms := []string{testPassword, hex.EncodeToString(sum[:]), base64.StdEncoding.EncodeToString([]byte(testPassword)),
+		base64.RawURLEncoding.EncodeToString([]byte(testPassword)), base64.StdEncoding.EncodeToString(sum[:])}
+	for _, k := range st.Keys() {
+		v, _ := st.Value(k)
+		for _, form := range append(forms, testUser, "127.0.0.1") {
+			if strings.Contains(k, form) {
+				t.Errorf("key %q names %q", k, form)
+			}
+		}
+		for _, form := range forms {
+			if bytes.Contains(v, []byte(form)) {
+				t.Errorf("the stored value holds the password in a form: %q", form)
+			}
+		}
+	}
+}
+
+// TestStoreTokenOnly: a source without a password takes a peer's token
+// from the store rather than fail, and says so when there is none.
+func TestStoreTokenOnly(t *testing.T) {
+	f := newFixture(t)
+	f.withStore(t)
+	peer := f.source(t, nil)
+	want := mustToken(t, peer)
+	settled(t, peer)
+	f.cfg.Password = ""
+	if got := mustToken(t, f.source(t, nil)); got.raw() != want.raw() {
+		t.Error("a source without a password did not take the stored token")
+	}
+	f.cfg.Store = econnecttest.NewStore()
+	defer f.cfg.Store.(*econnecttest.Store).Close()
+	if _, err := f.source(t, nil).current(context.Background(), failFast); !errors.Is(err, ErrNoPassword) {
+		t.Errorf("with nothing stored: error = %v, want ErrNoPassword", err)
 	}
 }

@@ -64,18 +64,11 @@ func NewShelf(s Store, key string, now func() time.Time, warn func(msg string)) 
 	return sh
 }
 
-// Load returns the entry stored under the shelf's key, and false when
-// there is none to use: nothing stored, a store that failed or did not
-// answer in time, or a value that is not a valid entry for this key (it is
-// overwritten by the next Save).
-func (sh *Shelf) Load(ctx context.Context) (Entry, bool) {
-	e, err := sh.load(ctx)
-	return e, err == nil && e.Token != ""
-}
-
-// load is Load that tells a failure (error) from nothing stored (no error,
-// no token).
-func (sh *Shelf) load(ctx context.Context) (Entry, error) {
+// Load returns the entry stored under the shelf's key: one with no Token
+// when there is none to use (nothing stored, or a value that is not a
+// valid entry for this key, which the next Save overwrites), and an error
+// when the store failed or did not answer in time.
+func (sh *Shelf) Load(ctx context.Context) (Entry, error) {
 	b, err := bounded(ctx, CallTimeout, func(ctx context.Context) ([]byte, error) { return sh.store.Load(ctx, sh.key) })
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -113,7 +106,7 @@ func (sh *Shelf) Save(ctx context.Context, e Entry, ttl time.Duration) {
 // token jwt: a token the server refused, which a peer could otherwise adopt.
 // Another token a peer saved meanwhile stays.
 func (sh *Shelf) Forget(ctx context.Context, jwt string) {
-	e, err := sh.load(ctx)
+	e, err := sh.Load(ctx)
 	if err != nil || e.Token != jwt {
 		return
 	}
@@ -193,7 +186,7 @@ func (sh *Shelf) Lease(ctx context.Context, ttl time.Duration, adopt func(Entry)
 			sh.failed("taking the lock", err, "")
 			return noop, false
 		}
-		e, loadErr := sh.load(ctx)
+		e, loadErr := sh.Load(ctx)
 		if loadErr == nil && e.Token != "" && adopt(e) {
 			unlock()
 			return noop, true
