@@ -395,7 +395,13 @@ type source struct {
 	// accepted is set once the server accepted these credentials: from
 	// then on a login may be hedged without counting a wrong password
 	// twice toward the account's lockout.
-	accepted    bool
+	accepted bool
+	// declined is the next login attempt (a login.Until) that a Token call
+	// found too far away to wait for: later Token calls fail at once
+	// rather than wait for it. oauth2's cache calls Token under its mutex,
+	// one caller after another, so that each waiting its own 2 s would
+	// hold the last of N callers N times as long.
+	declined    time.Duration
 	replacement *token        // the token a 401-driven login brought, if it is current
 	refusedJWT  string        // the last JWT seen refused: never taken from the store
 	saved       chan struct{} // closed when the store work queued last is done; nil: none queued
@@ -506,10 +512,12 @@ const (
 )
 
 // A wait is one caller's bound: ctx ends every wait, and a backoff is
-// waited out only if it ends by until, a monotonic reading.
+// waited out only if it ends by until, a monotonic reading. A brief wait
+// is Token's (see source.declined).
 type wait struct {
 	ctx   context.Context
 	until time.Duration
+	brief bool
 }
 
 // waitOf returns the bound of a caller with patience p and context ctx.
@@ -518,15 +526,15 @@ func (s *source) waitOf(ctx context.Context, p patience) (wait, context.CancelFu
 	switch p {
 	case briefly:
 		ctx, cancel := context.WithTimeout(s.ctx, tokenWait+wire.Timeout)
-		return wait{ctx, now + tokenWait}, cancel
+		return wait{ctx, now + tokenWait, true}, cancel
 	case untilDeadline:
 		if deadline, ok := ctx.Deadline(); ok {
-			return wait{ctx, now + time.Until(deadline)}, func() {}
+			return wait{ctx, now + time.Until(deadline), false}, func() {}
 		}
 		ctx, cancel := context.WithTimeout(ctx, requestWait)
-		return wait{ctx, now + requestWait}, cancel
+		return wait{ctx, now + requestWait, false}, cancel
 	}
-	return wait{ctx, now}, func() {}
+	return wait{ctx, now, false}, func() {}
 }
 
 // current returns a usable token. While one exists it never waits: a due
@@ -623,7 +631,13 @@ func (s *source) renewInBackgroundLocked(st policy.State, mono time.Duration) {
 // error. The attempts are the backoff's: waiting adds none. s.mu is held.
 func (s *source) backingOffLocked(w wait, mono time.Duration) step {
 	err := s.lastErrLocked()
-	if !healable(err) || s.login.Until > w.until {
+	switch {
+	case !healable(err), w.brief && s.login.Until == s.declined:
+		return step{err: err}
+	case s.login.Until > w.until:
+		if w.brief {
+			s.declined = s.login.Until
+		}
 		return step{err: err}
 	}
 	return step{sleep: s.login.Until - mono}

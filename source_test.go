@@ -1135,3 +1135,43 @@ func TestStoreTokenOnly(t *testing.T) {
 		t.Errorf("with nothing stored: error = %v, want ErrNoPassword", err)
 	}
 }
+
+// TestTokenCallersInARow: oauth2's cache calls Token under its mutex, one
+// caller after another; while logins fail with Retry-After: 1, each of 20
+// callers returns within 2 s of its call (fake time, moved in steps of
+// 100 ms), not 2 s after the one before it, and the server sees no more
+// logins for it.
+func TestTokenCallersInARow(t *testing.T) {
+	f := newFixture(t)
+	f.srv.FailLogin(1000, econnecttest.Fault{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}}})
+	s := f.source(t, nil)
+	ts := s.reuse(reuseLayout)
+	done := make(chan struct{})
+	go func() { // time passes while anyone sleeps
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.Guard)
+		defer cancel()
+		for {
+			sleeping := make(chan error, 1)
+			go func() { sleeping <- f.clk.AwaitSleepers(ctx, 1) }()
+			select {
+			case <-done:
+				return
+			case <-sleeping:
+				f.clk.Advance(100 * time.Millisecond)
+			}
+		}
+	}()
+	start := f.clk.Mono()
+	testkit.Parallel(20, func(i int) {
+		if _, err := ts.Token(); err == nil {
+			t.Errorf("Token() %d: error = nil, want the 429", i)
+		}
+		if d := f.clk.Mono() - start; d > tokenWait+100*time.Millisecond {
+			t.Errorf("Token() %d returned %v after the callers started, want at most %v and a step", i, d, tokenWait)
+		}
+	})
+	close(done)
+	if n := f.stats().Logins; n > 3 {
+		t.Errorf("Stats().Logins = %d for 20 Token calls, want at most 3", n)
+	}
+}

@@ -116,12 +116,22 @@ func (d Dir) Save(ctx context.Context, key string, value []byte) error {
 		os.Remove(tmp)
 		return wrap(err)
 	}
+	clearDir(path)
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
 		return wrap(err)
 	}
 	syncDir(string(d))
 	return nil
+}
+
+// clearDir removes an empty directory found where a value belongs, so that
+// the rename can replace it as it replaces any other file put there; a
+// directory with something in it stays, and the save fails.
+func clearDir(path string) {
+	if fi, err := os.Lstat(path); err == nil && fi.IsDir() {
+		os.Remove(path) // only an empty one goes
+	}
 }
 
 // Delete removes the value under key. A missing value is not an error.

@@ -221,16 +221,33 @@ func TestSizes(t *testing.T) {
 	}
 }
 
+// TestDirectoryAtValuePath: a directory where a value belongs is refused by
+// Load; Save replaces an empty one, as it replaces any other file put
+// there, and fails on one that holds something, which it never deletes.
 func TestDirectoryAtValuePath(t *testing.T) {
 	d := newDir(t)
 	mustMkdir(t, d, 0o700)
-	if err := os.Mkdir(filepath.Join(string(d), testKey+valueExt), 0o700); err != nil {
+	at := filepath.Join(string(d), testKey+valueExt)
+	if err := os.Mkdir(at, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	_, err := d.Load(t.Context(), testKey)
 	wantRefused(t, "Load()", err, "a directory")
+	if err := d.Save(t.Context(), testKey, []byte("value")); err != nil {
+		t.Errorf("Save() over an empty directory error = %v, want it replaced", err)
+	}
+	if got, err := d.Load(t.Context(), testKey); err != nil || string(got) != "value" {
+		t.Errorf("Load() after the save = %q, %v; want the value", got, err)
+	}
+	os.Remove(at)
+	if err := os.MkdirAll(filepath.Join(at, "inside"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if err := d.Save(t.Context(), testKey, []byte("value")); err == nil {
-		t.Errorf("Save() over a directory error = nil, want an error")
+		t.Errorf("Save() over a directory with something in it: error = nil, want an error")
+	}
+	if _, err := os.Stat(filepath.Join(at, "inside")); err != nil {
+		t.Errorf("Save() touched what the directory holds: %v", err)
 	}
 	wantNoTemp(t, d)
 }

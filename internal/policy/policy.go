@@ -185,10 +185,12 @@ func Jitter(d time.Duration, r float64) time.Duration {
 
 // Backoff is a failure streak: how many failures in a row, the error of the
 // last, and until when, on the monotonic clock, nothing is tried again.
-// The zero value is no streak.
+// The zero value is no streak, and no wait, whatever the sign of the
+// clock's readings (a clock read inside a testing/synctest bubble is far
+// before the process started).
 type Backoff struct {
 	Fails int
-	Until time.Duration // monotonic reading; see Active
+	Until time.Duration // monotonic reading; zero: no wait (see Active)
 	Err   error
 }
 
@@ -205,7 +207,11 @@ func (b *Backoff) Reset() { *b = Backoff{} }
 
 // Hold makes the wait last at least until until, a monotonic reading,
 // without counting a failure: a server's Retry-After.
-func (b *Backoff) Hold(until time.Duration) { b.Until = max(b.Until, until) }
+func (b *Backoff) Hold(until time.Duration) {
+	if b.Until == 0 || until > b.Until {
+		b.Until = until
+	}
+}
 
 // Active reports whether now, a monotonic reading, is inside the wait.
-func (b *Backoff) Active(now time.Duration) bool { return now < b.Until }
+func (b *Backoff) Active(now time.Duration) bool { return b.Until != 0 && now < b.Until }

@@ -136,8 +136,8 @@ func TestDoublingAndJitter(t *testing.T) {
 
 func TestBackoff(t *testing.T) {
 	var b Backoff
-	if b.Active(0) {
-		t.Fatal("zero Backoff is active")
+	if b.Active(0) || b.Active(-time.Hour) {
+		t.Fatal("zero Backoff is active (at 0, or at a negative reading, as in a synctest bubble)")
 	}
 	errA := errors.New("a")
 	b.Fail(10*time.Second, time.Second, errA)
