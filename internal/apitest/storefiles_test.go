@@ -37,7 +37,7 @@ func TestDirStoreNamesNobodyAndHoldsNoPassword(t *testing.T) {
 	}
 	for _, a := range accts {
 		cfg := econnect.Config{BaseURL: a.url, Username: a.user, Password: a.password, Store: econnect.DirStore(dir)}
-		takeAndFlush(t, &cfg)
+		startSource(t.Context(), t, &cfg)
 	}
 	if n := srv.Stats().Logins; n != len(accts) {
 		t.Errorf("%d sources on three keys made %d logins, want %d", len(accts), n, len(accts))
@@ -50,27 +50,12 @@ type account struct {
 	url, user, password string
 }
 
-// takeAndFlush takes a token from a new source of cfg, waits for its store,
-// and returns the source's status and the token.
-func takeAndFlush(t *testing.T, cfg *econnect.Config) (econnect.Status, string) {
-	t.Helper()
-	ts := cfg.TokenSource(t.Context())
-	tok, err := econnect.TokenContext(t.Context(), ts)
-	if err != nil {
-		t.Fatalf("TokenContext() error = %v, want nil", err)
-	}
-	if err := econnect.Flush(t.Context(), ts); err != nil {
-		t.Fatalf("Flush() error = %v, want nil", err)
-	}
-	st, _ := econnect.StatusOf(ts)
-	return st, tok.AccessToken
-}
-
-// wantPrivateStore checks the DirStore dir, which holds the tokens of keys
-// keys for accts: a value file and a lock file per key, nothing else (no
-// temporary file left), no file name holding the host or the user of an
-// account, no byte holding a password in any form, and on Unix a 0700
-// directory of regular 0600 files.
+// wantPrivateStore checks dir, the directory of a DirStore that holds the
+// tokens of accts under keys keys: a token file and a lock file per key
+// and nothing else (no temporary file left behind), no file name holding
+// the host, the user or the password of an account, no byte holding a
+// password in any form, and on Unix a 0700 directory of regular 0600
+// files.
 func wantPrivateStore(t *testing.T, dir string, keys int, accts ...account) {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
@@ -81,10 +66,10 @@ func wantPrivateStore(t *testing.T, dir string, keys int, accts ...account) {
 		t.Errorf("the store holds %d files, want %d (a token and a lock per key)", len(entries), 2*keys)
 	}
 	wantMode(t, dir, fs.ModeDir|0o700)
-	clear, secrets := inClear(t, accts), passwordForms(accts)
+	secrets := passwordForms(accts)
 	for _, e := range entries {
 		name := e.Name()
-		for _, c := range clear {
+		for _, c := range append(inClear(t, accts), secrets...) {
 			if strings.Contains(strings.ToLower(name), strings.ToLower(c)) {
 				t.Errorf("file name %q holds %q in clear", name, c)
 			}
