@@ -131,10 +131,16 @@ func (r *childRun) parse() {
 	}
 }
 
-// wantToken fails the test unless the child exited 0 with a token.
+// wantToken fails the test unless the child exited 0 with a token, and
+// logged neither the token nor the password.
 func (r *childRun) wantToken(t *testing.T, name string) {
 	t.Helper()
 	if r.err != nil || r.token == "" {
 		t.Errorf("%s exited with %v and token %q, want success and a token; stderr:\n%s", name, r.err, r.token, r.stderr)
+	}
+	for _, s := range []string{testPassword, r.token} {
+		if s != "" && strings.Contains(r.stderr, s) {
+			t.Errorf("%s logged a secret: %q", name, r.stderr)
+		}
 	}
 }

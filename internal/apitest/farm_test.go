@@ -29,10 +29,12 @@ const (
 )
 
 // Processes on one host that share a DirStore and need a token at the same
-// moment log in once between them: the one holding the store's lock logs
-// in, the others adopt its token once it is saved. The bound asserted is
-// the issue's, two logins; each run logs its count.
-func TestProcessesSharingADirStoreLogInOnce(t *testing.T) {
+// moment share one login: the one holding the store's lock logs in, the
+// others adopt its token once it is saved. A lock attempt that a loaded
+// host answers too late sends its process on unlocked, since a store is
+// never worth a request, so the bound asserted is the issue's, two logins;
+// each run logs its count.
+func TestProcessesSharingADirStoreShareOneLogin(t *testing.T) {
 	skipWithoutLocks(t)
 	for _, tc := range []struct {
 		name string
