@@ -175,3 +175,19 @@ func runChild(t *testing.T, acct account, dir string) childRun {
 	r.parse()
 	return r
 }
+
+// A process restarted on a directory where its token file should be, an
+// empty one that someone made there, logs in once with one warning and
+// saves its token in its place, as it does for any other file that is not
+// a regular one, so that the next run makes no auth call.
+func TestRestartedProcessReplacesADirectoryInPlaceOfItsTokenFile(t *testing.T) {
+	t.Parallel()
+	spoilCase{"a directory", func(t *testing.T, path string, _ []byte) {
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(path, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}}.check(t)
+}
