@@ -11,16 +11,17 @@ import (
 
 // options is what the flags, the environment and stdin ask for.
 type options struct {
+	mode           *mode
 	url, user      string
 	passwordStdin  bool
-	renew, json    bool
 	cacert         string
 	insecure       bool
 	allowHTTP      bool
 	timeout        time.Duration
-	demo           bool
 	noCache, fresh bool
-	version        bool
+
+	renew, json   bool // plain runs
+	demo, version bool
 
 	base     *url.URL // url, parsed
 	password string   // from ECONNECT_PASSWORD or stdin; never from a flag
@@ -30,26 +31,37 @@ type options struct {
 // out. It returns flag.ErrHelp for -h. Stdin is read later, by readPassword
 // and by the renewal.
 func parseArgs(args []string, env func(string) string) (*options, error) {
-	o := &options{}
-	fs := newFlagSet(o)
+	o := &options{mode: plainMode}
+	fs := newFlagSet(o.mode, o)
 	if err := parseFlags(fs, args); err != nil {
 		return o, err
 	}
-	if fs.NArg() > 0 {
-		// The arguments are not echoed: one might be a password.
-		return o, usagef("unexpected arguments after the flags; the password is never an argument: " +
-			"set ECONNECT_PASSWORD or use -password-stdin")
-	}
-	switch {
-	case o.version:
-		return o, nil
-	case o.timeout <= 0:
-		return o, usagef("-timeout must be positive, such as 30s")
-	case o.demo:
-		return o, checkDemo(fs)
-	}
-	return o, o.complete(env)
+	return o, o.mode.check(o, fs, env)
 }
+
+// checkPlain checks a plain run, which prints a token.
+func checkPlain(o *options, fs *flag.FlagSet, env func(string) string) error {
+	switch {
+	case fs.NArg() > 0:
+		return noArguments()
+	case o.version:
+		return nil
+	case o.demo && o.timeout <= 0:
+		return errTimeout
+	case o.demo:
+		return checkDemo(fs)
+	}
+	return o.complete(env)
+}
+
+// noArguments is the error for arguments after the flags, which are not
+// echoed: one might be a password.
+func noArguments() error {
+	return usagef("unexpected arguments after the flags; the password is never an argument: " +
+		"set ECONNECT_PASSWORD or use -password-stdin")
+}
+
+var errTimeout = usagef("-timeout must be positive, such as 30s")
 
 // checkDemo refuses the flags that -demo has no use for.
 func checkDemo(fs *flag.FlagSet) error {
@@ -66,12 +78,14 @@ func checkDemo(fs *flag.FlagSet) error {
 	return err
 }
 
-// complete fills in what the flags leave out from env, and checks that what
-// is needed is there.
+// complete fills in what the login flags leave out from env, and checks
+// that what is needed is there.
 func (o *options) complete(env func(string) string) error {
 	o.url = cmp.Or(o.url, env("ECONNECT_URL"))
 	o.user = cmp.Or(o.user, env("ECONNECT_USERNAME"))
 	switch {
+	case o.timeout <= 0:
+		return errTimeout
 	case o.url == "":
 		return usagef("no server URL: use -url or set ECONNECT_URL, such as https://customer.econnectcloud.com/identities")
 	case o.cacert != "" && o.insecure:
@@ -82,11 +96,8 @@ func (o *options) complete(env func(string) string) error {
 		return usagef("-fresh logs in and -renew does not; drop one")
 	}
 	var err error
-	if o.base, err = parseURL(o.url); err != nil {
+	if o.base, err = parseURL(o.url); err != nil || o.renew {
 		return err
-	}
-	if o.renew {
-		return nil
 	}
 	if o.user == "" {
 		return usagef("no username: use -user or set ECONNECT_USERNAME")
@@ -99,9 +110,9 @@ func (o *options) complete(env func(string) string) error {
 	return nil
 }
 
-// parseURL parses -url into what the cache key needs. Whether plain http is
-// allowed is the library's rule, not checked here (see refusedHTTP). The
-// URL itself is never echoed: it might hold a password.
+// parseURL parses -url into what the cache key needs. Whether plain http
+// is allowed is the library's rule, not checked here. The URL itself is
+// never echoed: it might hold a password.
 func parseURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	switch {

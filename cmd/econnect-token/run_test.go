@@ -34,6 +34,17 @@ func runInProcess(t *testing.T, env map[string]string, stdin string, args ...str
 // runWith runs the command in-process as runInProcess does, with p's stdin.
 func runWith(t *testing.T, p *process, env map[string]string, args ...string) result {
 	t.Helper()
+	var stdout, stderr bytes.Buffer
+	setEnv(t, p, env)
+	p.stdout, p.stderr = &stdout, &stderr
+	code := run(t.Context(), args, p)
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// setEnv makes env p's whole environment, with a token cache of its own
+// unless env names one.
+func setEnv(t *testing.T, p *process, env map[string]string) {
+	t.Helper()
 	cacheDir := t.TempDir()
 	p.getenv = func(k string) string {
 		if v, ok := env[k]; ok || k != "ECONNECT_CACHE_DIR" {
@@ -41,10 +52,6 @@ func runWith(t *testing.T, p *process, env map[string]string, args ...string) re
 		}
 		return cacheDir
 	}
-	var stdout, stderr bytes.Buffer
-	p.stdout, p.stderr = &stdout, &stderr
-	code := run(t.Context(), args, p)
-	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 }
 
 func TestRunUsage(t *testing.T) {
@@ -71,12 +78,13 @@ func TestRunUsage(t *testing.T) {
 		{name: "password as argument", env: noPassword, args: []string{"hunter2"}, want: "unexpected arguments after the flags"},
 		{name: "bad timeout", env: full, args: []string{"-timeout", "hunter2"}, want: "-timeout takes a duration with a unit, such as 30s"},
 		{name: "timeout without unit", env: full, args: []string{"-timeout", "5"}, want: "-timeout needs a unit, such as 5s"},
-		{name: "timeout without value", env: full, args: []string{"-timeout"}, want: "-timeout needs a value"},
-		{name: "unknown flag", env: full, args: []string{"-verbose"}, want: "there is no -verbose flag"},
-		{name: "unknown flag like a password", env: full, args: []string{"-Hunter2"}, want: "an unknown flag"},
+		{name: "timeout without value", env: full, args: []string{"-timeout"}, want: "or a flag without its value"},
+		{name: "unknown flag", env: full, args: []string{"-verbose"}, want: "an unknown flag, or a flag without its value; run econnect-token -h"},
+		{name: "unknown flag like a password", env: full, args: []string{"-Hunter2"}, want: "an unknown flag, or a flag without its value; run econnect-token -h"},
+		{name: "password flag before a value", env: noPassword, args: []string{"-password", "hunter2"}, want: "there is no -password flag"},
 		{name: "zero timeout", env: full, args: []string{"-timeout", "0s"}, want: "-timeout must be positive"},
-		{name: "bad syntax", env: full, args: []string{"-=hunter2"}, want: "bad flag syntax"},
-		{name: "bad syntax after two dashes", env: full, args: []string{"---hunter2"}, want: "bad flag syntax"},
+		{name: "bad syntax", env: full, args: []string{"-=hunter2"}, want: "an unknown flag, or a flag without its value; run econnect-token -h"},
+		{name: "bad syntax after two dashes", env: full, args: []string{"---hunter2"}, want: "an unknown flag, or a flag without its value; run econnect-token -h"},
 		{name: "credentials in url", env: full, args: []string{"-url", "https://bob:hunter2@127.0.0.1:1"}, want: "must not hold a username or password"},
 		{name: "relative url", env: full, args: []string{"-url", "customer.econnectcloud.com/identities"}, want: "must be an absolute https:// (or http://) URL"},
 		{name: "not a url", env: full, args: []string{"-url", "https://hunter2:%zz@127.0.0.1"}, want: "the server URL is not a URL"},
@@ -268,7 +276,13 @@ func TestOutputDoesNotDependOnThePassword(t *testing.T) {
 func TestHelpListsEveryFlag(t *testing.T) {
 	t.Parallel()
 	r := runInProcess(t, nil, "", "-h")
-	newFlagSet(&options{}).VisitAll(func(f *flag.Flag) {
+	newFlagSet(plainMode, &options{}).VisitAll(func(f *flag.Flag) {
+		if f.Usage == "" {
+			if strings.Contains(r.stdout, "-"+f.Name+" ") {
+				t.Errorf("-h lists the hidden -%s", f.Name)
+			}
+			return
+		}
 		if !strings.Contains(r.stdout, "  -"+f.Name+" ") && !strings.Contains(r.stdout, "  -"+f.Name+"\n") {
 			t.Errorf("-h does not list -%s", f.Name)
 		}
@@ -358,5 +372,5 @@ func TestNameMismatchHint(t *testing.T) {
 	env := loginEnv(s)
 	env["ECONNECT_URL"] = strings.Replace(s.URL, "127.0.0.1", "localhost", 1)
 	r := runInProcess(t, env, "", "-cacert", writeCACert(t, s))
-	checkFailure(t, r, exitAuth, "the server's certificate is for example.com, *.example.com, 127.0.0.1, ::1, not for localhost, the host in -url")
+	checkFailure(t, r, exitUsage, "the server's certificate is for example.com, *.example.com, 127.0.0.1, ::1, not for localhost, the host in -url")
 }

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
+	"runtime"
+	"runtime/debug"
 )
 
-const usageHead = `Usage: econnect-token [flags]
+const plainUsage = `Usage: econnect-token [flags]
 
 econnect-token logs in to an eConnect Identities server and prints a token
 (a JWT) on stdout, alone on its line, for scripts. The password comes from
@@ -39,7 +42,7 @@ Examples:
 Flags:
 `
 
-const usageTail = `
+const plainTail = `
 Token cache:
   The token is cached per server and user, in a private file (mode 0600) in
   $ECONNECT_CACHE_DIR or, by default, econnect in the user's cache directory
@@ -56,21 +59,56 @@ Environment:
   ECONNECT_PASSWORD   the password, unless -password-stdin
   ECONNECT_TOKEN      the token for -renew; if unset, the first line of stdin
   ECONNECT_CACHE_DIR  the token cache's directory
+` + exitUsageText
 
+const exitUsageText = `
 Exit status:
-  0  a token was printed; also for -h and -version
-  1  authentication failed: wrong credentials, token refused, server
-     unreachable or failing
-  2  usage error: a missing URL, username, password or token, a bad flag,
-     an unreadable -cacert file, or plain http refused without -allow-http
+  0  done: a token was printed; also for -h and -version
+  1  the server refused: wrong credentials, a refused token, another 4xx
+     answer; stop, and check the account
+  2  usage or configuration: a flag, a missing URL, username or password, a
+     bad URL, a certificate that fails verification, plain http refused
+     without -allow-http, an auth call answered with a redirect or 404 (not
+     the service root); fix the command line
+  3  the server is unavailable: network errors, timeouts, 5xx, 429, a
+     garbled answer; retry later
   130, 143  interrupted by SIGINT or SIGTERM
 `
 
-// printUsage writes the help of -h.
-func printUsage(w io.Writer) {
-	fs := newFlagSet(&options{})
-	fs.SetOutput(w)
-	fmt.Fprint(w, usageHead)
-	fs.PrintDefaults()
-	fmt.Fprint(w, usageTail)
+// printUsage writes the help of m's -h.
+func printUsage(w io.Writer, m *mode) {
+	fmt.Fprint(w, m.usage)
+	shown := flag.NewFlagSet(m.command(), flag.ContinueOnError)
+	newFlagSet(m, &options{}).VisitAll(func(f *flag.Flag) {
+		if f.Usage != "" { // hidden flags have none
+			shown.Var(f.Value, f.Name, f.Usage)
+		}
+	})
+	shown.SetOutput(w)
+	shown.PrintDefaults()
+	fmt.Fprint(w, plainTail)
+}
+
+// version is the line -version prints: the module version from the build
+// information (v1.2.3 for go install …@v1.2.3, (devel) for a build in a
+// checkout), with the commit when the build recorded it.
+func version() string {
+	v, extra := "(unknown)", ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v = bi.Main.Version
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				extra += ", commit " + s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					extra += ", modified"
+				}
+			}
+		}
+	}
+	if v == "" {
+		v = "(devel)"
+	}
+	return fmt.Sprintf("econnect-token %s (%s %s/%s%s)", v, runtime.Version(), runtime.GOOS, runtime.GOARCH, extra)
 }

@@ -1,0 +1,27 @@
+package main
+
+import (
+	"context"
+	"flag"
+)
+
+// A mode is what a run does: print a token, or a subcommand.
+type mode struct {
+	name  string // the subcommand; "" for a plain run
+	flags func(*flag.FlagSet, *options)
+	// check completes and checks o, parsed from fs, before any I/O.
+	check func(o *options, fs *flag.FlagSet, env func(string) string) error
+	run   func(context.Context, *options, *process) error
+	usage string // -h's text before the flags
+}
+
+// command is how the mode is invoked.
+func (m *mode) command() string {
+	if m.name == "" {
+		return "econnect-token"
+	}
+	return "econnect-token " + m.name
+}
+
+// plainMode is a run that prints a token.
+var plainMode = &mode{flags: tokenFlags, check: checkPlain, run: runPlain, usage: plainUsage}
