@@ -22,7 +22,8 @@ func newFlagSet(m *mode, o *options) *flag.FlagSet {
 func loginFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.url, "url", "", "service root `URL`, such as https://customer.econnectcloud.com/identities\nor https://host:5009 (default $ECONNECT_URL)")
 	fs.StringVar(&o.user, "user", "", "log in as `NAME` (default $ECONNECT_USERNAME)")
-	fs.BoolVar(&o.passwordStdin, "password-stdin", false, "read the password from the first line of stdin instead of $ECONNECT_PASSWORD")
+	fs.BoolVar(&o.passwordStdin, "password-stdin", false, "read the password from the first line of stdin instead of $ECONNECT_PASSWORD\n"+
+		"(UTF-8, or UTF-16 with a byte order mark, as PowerShell 5.1's > writes)")
 	fs.StringVar(&o.cacert, "cacert", "", "trust only the CA certificates in PEM `FILE`, such as an on-premise server's\nself-signed certificate")
 	fs.BoolVar(&o.insecure, "insecure-skip-verify", false, "do not check the server's TLS certificate (for tests only: anyone on the\nnetwork path could read the password and the token)")
 	fs.BoolVar(&o.allowHTTP, "allow-http", false, "permit a plain http:// URL to a host that is not loopback (the password and\ntoken then cross the network in clear text)")

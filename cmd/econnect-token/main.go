@@ -5,7 +5,8 @@
 //	TOKEN=$(econnect-token -url https://customer.econnectcloud.com/identities -user camera-1)
 //
 // The password comes from ECONNECT_PASSWORD or, with -password-stdin, from
-// the first line of stdin; never from a flag, so that it stays out of shell
+// the first line of stdin (UTF-8, or UTF-16 with a byte order mark as
+// PowerShell writes it); never from a flag, so that it stays out of shell
 // histories and process listings. A plain run prints the token alone on
 // stdout. Tokens are cached per server and user in the user's cache
 // directory. Run econnect-token -h for every flag.

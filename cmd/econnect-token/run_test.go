@@ -136,30 +136,6 @@ func TestRunDemo(t *testing.T) {
 	}
 }
 
-func TestFirstLine(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		in, want string
-		wantErr  bool
-	}{
-		{in: "", want: ""},
-		{in: "pw", want: "pw"},
-		{in: "pw\n", want: "pw"},
-		{in: "pw\r\n", want: "pw"},
-		{in: " pw \t\n", want: " pw \t"},
-		{in: "pw\nsecond\n", want: "pw"},
-		{in: "\npw\n", want: ""},
-		{in: strings.Repeat("x", maxLine-1) + "\n", want: strings.Repeat("x", maxLine-1)},
-		{in: strings.Repeat("x", maxLine+1), wantErr: true},
-	}
-	for _, tt := range tests {
-		got, err := firstLine(t.Context(), strings.NewReader(tt.in))
-		if got != tt.want || (err != nil) != tt.wantErr {
-			t.Errorf("firstLine(%.20q) = %.20q, %v, want %.20q, error %t", tt.in, got, err, tt.want, tt.wantErr)
-		}
-	}
-}
-
 func TestParseURL(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
