@@ -40,6 +40,8 @@ func tokenFlags(fs *flag.FlagSet, o *options) {
 		"$ECONNECT_TOKEN, else the first line of stdin, else the cached token of -user")
 	fs.BoolVar(&o.json, "json", false, "print {\"token\", \"expiry\", \"username\"} as JSON instead of the bare token;\n"+
 		"expiry is RFC 3339, left out when the token never expires")
+	fs.BoolVar(&o.header, "header", false, "print \"Authorization: Bearer TOKEN\" instead of the bare token, for curl -H @-,\n"+
+		"so that the token stays off command lines")
 	fs.BoolVar(&o.demo, "demo", false, "show the login, an authenticated call, a renewal and a recovery against a\nfake server built into the command, then print its last token")
 	fs.BoolVar(&o.version, "version", false, "print the command's version and exit")
 }

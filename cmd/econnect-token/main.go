@@ -2,14 +2,16 @@
 // server for programs that are not written in Go: shell scripts with curl,
 // PowerShell, Python services, Postman.
 //
-//	TOKEN=$(econnect-token -url https://customer.econnectcloud.com/identities -user camera-1)
+//	econnect-token -header | curl -fsS -H @- "$ECONNECT_URL/api/v1/people/$ID"
 //
 // The password comes from ECONNECT_PASSWORD or, with -password-stdin, from
 // the first line of stdin (UTF-8, or UTF-16 with a byte order mark as
 // PowerShell writes it); never from a flag, so that it stays out of shell
 // histories and process listings. A plain run prints the token alone on
-// stdout. Tokens are cached per server and user in the user's cache
-// directory. Run econnect-token -h for every flag.
+// stdout, or with -header as an Authorization header line for curl -H @-,
+// so that the token stays off command lines too. Tokens are cached per
+// server and user in the user's cache directory. Run econnect-token -h for
+// every flag.
 //
 // The exit status says what to do next: 0 done; 1 the server refused
 // (wrong credentials, a refused token, another 4xx): stop; 2 a usage or

@@ -20,8 +20,8 @@ type options struct {
 	timeout        time.Duration
 	noCache, fresh bool
 
-	renew, json   bool // plain runs
-	demo, version bool
+	renew, json, header bool // plain runs
+	demo, version       bool
 
 	base     *url.URL // url, parsed
 	password string   // from ECONNECT_PASSWORD or stdin; never from a flag
@@ -46,6 +46,8 @@ func checkPlain(o *options, fs *flag.FlagSet, env func(string) string) error {
 		return noArguments()
 	case o.version:
 		return nil
+	case o.json && o.header:
+		return usagef("-json and -header are two ways to print the token; drop one")
 	case o.demo && o.timeout <= 0:
 		return errTimeout
 	case o.demo:
@@ -68,7 +70,7 @@ func checkDemo(fs *flag.FlagSet) error {
 	var err error
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "demo", "json", "timeout":
+		case "demo", "json", "header", "timeout":
 		default:
 			if err == nil {
 				err = usagef("-demo runs its own server and takes no -%s; drop it, or drop -demo", f.Name)

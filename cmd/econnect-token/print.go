@@ -50,12 +50,15 @@ type tokenJSON struct {
 	Username string `json:"username"`
 }
 
-// writeToken prints tok as o asks: alone on its line, or as JSON.
+// writeToken prints tok as o asks: alone on its line, as a header line, or
+// as JSON.
 func writeToken(w io.Writer, tok *oauth2.Token, o *options) error {
 	var err error
 	switch {
 	case o.json:
 		err = json.NewEncoder(w).Encode(newTokenJSON(tok))
+	case o.header:
+		_, err = fmt.Fprintf(w, "Authorization: Bearer %s\n", tok.AccessToken)
 	default:
 		_, err = fmt.Fprintln(w, tok.AccessToken)
 	}

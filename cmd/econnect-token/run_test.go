@@ -101,6 +101,7 @@ func TestRunUsage(t *testing.T) {
 		{name: "renew garbage", env: full, stdin: "hunter2\n", args: []string{"-renew"}, want: "the token to renew is not usable"},
 		{name: "demo with url", args: []string{"-demo", "-url", "https://127.0.0.1:1"}, want: "-demo runs its own server and takes no -url"},
 		{name: "demo with no-cache", args: []string{"-demo", "-no-cache"}, want: "-demo runs its own server and takes no -no-cache"},
+		{name: "json and header", env: full, args: []string{"-json", "-header"}, want: "-json and -header are two ways to print the token"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,6 +134,19 @@ func TestRunDemo(t *testing.T) {
 	}
 	if !strings.HasPrefix(r.stdout, `{"token":"eyJ`) || !strings.Contains(r.stdout, `"username":"camera-1"}`) {
 		t.Errorf("-demo -json printed %q, want the token as JSON", r.stdout)
+	}
+}
+
+func TestHeader(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, false)
+	r := runInProcess(t, loginEnv(s), "", "-header")
+	tok, ok := strings.CutPrefix(r.stdout, "Authorization: Bearer ")
+	if r.code != exitOK || r.stderr != "" || !ok || !jwtLine.MatchString(tok) {
+		t.Fatalf("-header: exit %d, stdout %q, stderr %q; want 0 and one line \"Authorization: Bearer <JWT>\"", r.code, r.stdout, r.stderr)
+	}
+	if name, err := s.VerifyToken(strings.TrimSpace(tok)); err != nil || name != testUser {
+		t.Errorf("VerifyToken(printed token) = %q, %v, want %q, nil", name, err, testUser)
 	}
 }
 
@@ -226,6 +240,7 @@ func TestOutputDoesNotDependOnThePassword(t *testing.T) {
 		{name: "wrong password, on stdin", srv: s, args: []string{"-password-stdin"}},
 		{name: "server failing", srv: failing},
 		{name: "bad flag", srv: s, args: []string{"-timeout", "5"}},
+		{name: "-header, wrong password", srv: s, args: []string{"-header"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -16,12 +16,12 @@ ECONNECT_PASSWORD or, with -password-stdin, from the first line of stdin;
 never from a flag, and it is never printed.
 
 Examples:
-  # cloud: log in, then call the API with the token
+  # cloud: log in, then call the API; -header keeps the token off curl's
+  # command line, where any local user could read it
   export ECONNECT_URL=https://customer.econnectcloud.com/identities
   export ECONNECT_USERNAME=camera-1
   read -rs ECONNECT_PASSWORD && export ECONNECT_PASSWORD
-  TOKEN=$(econnect-token) || exit
-  curl -H "Authorization: Bearer $TOKEN" "$ECONNECT_URL/api/v1/..."
+  econnect-token -header | curl -fsS -H @- "$ECONNECT_URL/api/v1/people/$ID"
 
   # on premises, self-signed certificate, password from a file
   econnect-token -url https://10.0.0.5:5009 -user camera-1 -cacert server.pem \
