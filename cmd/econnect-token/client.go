@@ -7,11 +7,13 @@ import (
 	"os"
 )
 
-// newHTTPClient returns the client for the auth calls: http.DefaultTransport's
-// settings, with the roots of -cacert or no check at all with
-// -insecure-skip-verify (see warnInsecure).
+// newHTTPClient returns the client for the auth calls and, through the
+// proxy, the API: http.DefaultTransport's settings, with the roots of
+// -cacert or no check at all with -insecure-skip-verify (see
+// warnInsecure), and enough idle connections for a busy proxy.
 func newHTTPClient(o *options) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = tr.MaxIdleConns
 	if tr.TLSClientConfig == nil {
 		tr.TLSClientConfig = &tls.Config{}
 	}

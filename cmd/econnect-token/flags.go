@@ -46,6 +46,16 @@ func tokenFlags(fs *flag.FlagSet, o *options) {
 	fs.BoolVar(&o.version, "version", false, "print the command's version and exit")
 }
 
+// proxyFlags are the flags of econnect-token proxy.
+func proxyFlags(fs *flag.FlagSet, o *options) {
+	loginFlags(fs, o)
+	listenFlag(fs, o, "serve on `ADDR`: host:port with a loopback host, or unix:PATH for a socket\nonly this user may use")
+}
+
+func listenFlag(fs *flag.FlagSet, o *options, usage string) {
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:0", usage)
+}
+
 // noPassword is the value of the hidden -password flag: it takes any value
 // as a bool flag would, so that a password given to it is never read as
 // the next argument, and refuses it.

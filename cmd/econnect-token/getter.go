@@ -11,12 +11,13 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// A getter obtains the token of one run, through the cache unless
-// -no-cache.
+// A getter obtains the tokens of one run, through the cache unless
+// -no-cache. Every mode gets its tokens from obtain, so that the cache
+// behind it can change without the modes knowing.
 type getter struct {
 	o     *options
 	p     *process
-	hc    *http.Client // for auth calls
+	hc    *http.Client // for auth calls, and the proxy's requests
 	cfg   *econnect.Config
 	cache *tokenCache // nil with -no-cache
 	now   func() time.Time
@@ -81,6 +82,14 @@ func (g *getter) obtain(ctx context.Context) (*oauth2.Token, error) {
 		}
 	}
 	return g.login(ctx)
+}
+
+// source returns a token source that starts from tok and renews it, and an
+// HTTP transport that adds its token to requests and heals refusals. Both
+// live as long as ctx.
+func (g *getter) source(ctx context.Context, tok *oauth2.Token) http.RoundTripper {
+	ts := g.cfg.TokenSourceFrom(g.withClient(ctx), tok)
+	return &econnect.Transport{Source: ts, Base: g.hc.Transport}
 }
 
 // entryState is where e's token stands at now; None without one.

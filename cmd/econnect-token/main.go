@@ -3,6 +3,7 @@
 // PowerShell, Python services, Postman.
 //
 //	econnect-token -header | curl -fsS -H @- "$ECONNECT_URL/api/v1/people/$ID"
+//	econnect-token proxy -listen 127.0.0.1:8080
 //
 // The password comes from ECONNECT_PASSWORD or, with -password-stdin, from
 // the first line of stdin (UTF-8, or UTF-16 with a byte order mark as
@@ -10,8 +11,10 @@
 // histories and process listings. A plain run prints the token alone on
 // stdout, or with -header as an Authorization header line for curl -H @-,
 // so that the token stays off command lines too. Tokens are cached per
-// server and user in the user's cache directory. Run econnect-token -h for
-// every flag.
+// server and user in the user's cache directory. The subcommands serve
+// long-running programs: proxy adds the token to every request sent through
+// it, renewing it and healing refusals. Run econnect-token -h for every
+// flag.
 //
 // The exit status says what to do next: 0 done; 1 the server refused
 // (wrong credentials, a refused token, another 4xx): stop; 2 a usage or
@@ -28,6 +31,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 )
 
 func main() {
@@ -65,6 +69,8 @@ func (p *process) warn(format string, a ...any) {
 
 // run is the whole command. It returns the exit status.
 func run(ctx context.Context, args []string, p *process) int {
+	// The proxy writes on stderr from its handlers' goroutines.
+	p.stderr = &lockedWriter{w: p.stderr}
 	o, err := parseArgs(args, p.getenv)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -87,4 +93,16 @@ func (p *process) exit(ctx context.Context, err error) int {
 	}
 	p.say("%s", err)
 	return exitCode(err)
+}
+
+// lockedWriter serializes the writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }

@@ -23,5 +23,18 @@ func (m *mode) command() string {
 	return "econnect-token " + m.name
 }
 
-// plainMode is a run that prints a token.
-var plainMode = &mode{flags: tokenFlags, check: checkPlain, run: runPlain, usage: plainUsage}
+// The modes. modeNamed lists the subcommands.
+var (
+	plainMode = &mode{flags: tokenFlags, check: checkPlain, run: runPlain, usage: plainUsage}
+	proxyMode = &mode{name: "proxy", flags: proxyFlags, check: checkProxy, run: runProxy, usage: proxyUsage}
+)
+
+// modeNamed returns the subcommand called name, or nil.
+func modeNamed(name string) *mode {
+	for _, m := range []*mode{proxyMode} {
+		if m.name == name {
+			return m
+		}
+	}
+	return nil
+}

@@ -22,21 +22,50 @@ type options struct {
 
 	renew, json, header bool // plain runs
 	demo, version       bool
+	listen              string // proxy
 
 	base     *url.URL // url, parsed
 	password string   // from ECONNECT_PASSWORD or stdin; never from a flag
 }
 
-// parseArgs reads the flags, then the environment for what the flags leave
-// out. It returns flag.ErrHelp for -h. Stdin is read later, by readPassword
-// and by the renewal.
+// parseArgs reads the subcommand, its flags, then the environment for what
+// the flags leave out. It returns flag.ErrHelp for -h. Stdin is read later,
+// by readPassword and by the renewal.
 func parseArgs(args []string, env func(string) string) (*options, error) {
 	o := &options{mode: plainMode}
+	if len(args) > 0 {
+		if m := modeNamed(args[0]); m != nil {
+			o.mode, args = m, args[1:]
+		}
+	}
 	fs := newFlagSet(o.mode, o)
 	if err := parseFlags(fs, args); err != nil {
 		return o, err
 	}
+	if m := modeNamed(fs.Arg(0)); o.mode == plainMode && m != nil {
+		return parseMode(m, fs, env)
+	}
 	return o, o.mode.check(o, fs, env)
+}
+
+// parseMode parses the flags after subcommand m, with those before it
+// (econnect-token -no-cache proxy …) carried over.
+func parseMode(m *mode, before *flag.FlagSet, env func(string) string) (*options, error) {
+	o := &options{mode: m}
+	fs := newFlagSet(m, o)
+	var err error
+	before.Visit(func(f *flag.Flag) {
+		if err == nil && fs.Set(f.Name, f.Value.String()) != nil {
+			err = usagef("%s takes no -%s; drop it", m.command(), f.Name)
+		}
+	})
+	if err == nil {
+		err = parseFlags(fs, before.Args()[1:])
+	}
+	if err != nil {
+		return o, err
+	}
+	return o, m.check(o, fs, env)
 }
 
 // checkPlain checks a plain run, which prints a token.
@@ -80,6 +109,17 @@ func checkDemo(fs *flag.FlagSet) error {
 	return err
 }
 
+// checkProxy checks econnect-token proxy.
+func checkProxy(o *options, fs *flag.FlagSet, env func(string) string) error {
+	if fs.NArg() > 0 {
+		return noArguments()
+	}
+	if _, err := parseListen(o.listen); err != nil {
+		return err
+	}
+	return o.complete(env)
+}
+
 // complete fills in what the login flags leave out from env, and checks
 // that what is needed is there.
 func (o *options) complete(env func(string) string) error {
@@ -112,9 +152,9 @@ func (o *options) complete(env func(string) string) error {
 	return nil
 }
 
-// parseURL parses -url into what the cache key needs. Whether plain http
-// is allowed is the library's rule, not checked here. The URL itself is
-// never echoed: it might hold a password.
+// parseURL parses -url into what the cache key and the proxy need. Whether
+// plain http is allowed is the library's rule, not checked here. The URL
+// itself is never echoed: it might hold a password.
 func parseURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	switch {

@@ -102,6 +102,12 @@ func TestRunUsage(t *testing.T) {
 		{name: "demo with url", args: []string{"-demo", "-url", "https://127.0.0.1:1"}, want: "-demo runs its own server and takes no -url"},
 		{name: "demo with no-cache", args: []string{"-demo", "-no-cache"}, want: "-demo runs its own server and takes no -no-cache"},
 		{name: "json and header", env: full, args: []string{"-json", "-header"}, want: "-json and -header are two ways to print the token"},
+		{name: "a plain run's flag before proxy", env: full, args: []string{"-json", "proxy"}, want: "econnect-token proxy takes no -json; drop it"},
+		{name: "proxy without url", args: []string{"proxy"}, want: "no server URL"},
+		{name: "proxy with a plain run's flag", env: full, args: []string{"proxy", "-json"}, want: "an unknown flag, or a flag without its value; run econnect-token proxy -h"},
+		{name: "proxy with an argument", env: full, args: []string{"proxy", "hunter2"}, want: "unexpected arguments after the flags"},
+		{name: "proxy on all interfaces", env: full, args: []string{"proxy", "-listen", ":8080"}, want: "-listen takes host:port with a loopback host"},
+		{name: "proxy plain http", env: full, args: []string{"proxy", "-url", "http://192.0.2.1:6009"}, want: "refusing plain http to 192.0.2.1:6009"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -241,6 +247,9 @@ func TestOutputDoesNotDependOnThePassword(t *testing.T) {
 		{name: "server failing", srv: failing},
 		{name: "bad flag", srv: s, args: []string{"-timeout", "5"}},
 		{name: "-header, wrong password", srv: s, args: []string{"-header"}},
+		{name: "proxy, wrong password", srv: s, args: []string{"proxy"}},
+		{name: "proxy, wrong password, on stdin", srv: s, args: []string{"proxy", "-password-stdin"}},
+		{name: "proxy, server failing", srv: failing, args: []string{"proxy"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

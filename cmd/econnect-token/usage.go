@@ -9,6 +9,7 @@ import (
 )
 
 const plainUsage = `Usage: econnect-token [flags]
+       econnect-token proxy [flags]            (econnect-token proxy -h)
 
 econnect-token logs in to an eConnect Identities server and prints a token
 (a JWT) on stdout, alone on its line, for scripts. The password comes from
@@ -26,6 +27,11 @@ Examples:
   # on premises, self-signed certificate, password from a file
   econnect-token -url https://10.0.0.5:5009 -user camera-1 -cacert server.pem \
       -password-stdin < password.txt
+
+  # a local proxy that adds the token to every request, renews it and
+  # heals refusals, for programs that run for a long time
+  econnect-token proxy -listen 127.0.0.1:8080 &
+  curl -fsS "http://127.0.0.1:8080/api/v1/people/$ID"
 
   # renew a token before it expires (no password needed)
   TOKEN=$(ECONNECT_TOKEN=$TOKEN econnect-token -renew)
@@ -75,6 +81,32 @@ Exit status:
   130, 143  interrupted by SIGINT or SIGTERM
 `
 
+const proxyUsage = `Usage: econnect-token proxy [-listen ADDR] [flags]
+
+proxy serves, on loopback or a unix socket, a reverse proxy to -url that adds
+the token to every request: path P goes to -url's path joined with P, and a
+client's own Authorization header is replaced. It logs in on start-up (a
+wrong password ends it at once, with status 1), renews the token in the
+background, and after a 401 logs in again and sends the request once more
+(request bodies up to 16 MiB are held for that; a larger body streams, and
+its 401 goes back to the client). A request for which no token can be had is
+answered 502 (503 while the server is unavailable). The token never reaches
+the clients.
+
+Any local process that can connect to it calls the API as this account: on
+TCP, any process on this machine; on a unix socket (mode 0600), this user's.
+
+Its first line on stderr is "econnect-token: proxy listening on
+http://HOST:PORT" (or unix:PATH). It serves until SIGINT or SIGTERM, then
+lets the requests in flight finish (up to 10 s) and exits 130 or 143.
+
+Example:
+  econnect-token proxy -listen 127.0.0.1:8080 &
+  curl -fsS "http://127.0.0.1:8080/api/v1/people/$ID"
+
+Flags:
+`
+
 // printUsage writes the help of m's -h.
 func printUsage(w io.Writer, m *mode) {
 	fmt.Fprint(w, m.usage)
@@ -86,7 +118,11 @@ func printUsage(w io.Writer, m *mode) {
 	})
 	shown.SetOutput(w)
 	shown.PrintDefaults()
-	fmt.Fprint(w, plainTail)
+	if m == plainMode {
+		fmt.Fprint(w, plainTail)
+	} else {
+		fmt.Fprint(w, exitUsageText)
+	}
 }
 
 // version is the line -version prints: the module version from the build
