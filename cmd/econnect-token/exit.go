@@ -74,3 +74,17 @@ func (e *usageError) Error() string { return e.msg }
 func usagef(format string, a ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, a...)}
 }
+
+// A commandExit ends the run with the exit status of exec's command, or of
+// a failure to start it (126, 127 as shells have them) after its message.
+type commandExit struct {
+	code int
+	err  error // nil: the command ran
+}
+
+func (e *commandExit) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("the command exited with status %d", e.code)
+	}
+	return e.err.Error()
+}

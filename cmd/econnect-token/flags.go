@@ -52,6 +52,12 @@ func proxyFlags(fs *flag.FlagSet, o *options) {
 	listenFlag(fs, o, "serve on `ADDR`: host:port with a loopback host, or unix:PATH for a socket\nonly this user may use")
 }
 
+// execFlags are the flags of econnect-token exec.
+func execFlags(fs *flag.FlagSet, o *options) {
+	loginFlags(fs, o)
+	fs.IntVar(&o.status, "status", 22, "run the command once more with a new token when it exits with status `N`\n(22: curl -f's status for an HTTP error, such as 401)")
+}
+
 func listenFlag(fs *flag.FlagSet, o *options, usage string) {
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:0", usage)
 }

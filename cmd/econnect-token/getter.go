@@ -12,8 +12,8 @@ import (
 )
 
 // A getter obtains the tokens of one run, through the cache unless
-// -no-cache. Every mode gets its tokens from obtain, so that the cache
-// behind it can change without the modes knowing.
+// -no-cache. Every mode gets its tokens from obtain and replace, so that
+// the cache behind them can change without the modes knowing.
 type getter struct {
 	o     *options
 	p     *process
@@ -82,6 +82,12 @@ func (g *getter) obtain(ctx context.Context) (*oauth2.Token, error) {
 		}
 	}
 	return g.login(ctx)
+}
+
+// replace returns a new token after the server refused tok: a login,
+// whose token replaces tok in the cache.
+func (g *getter) replace(ctx context.Context, tok *oauth2.Token) (*oauth2.Token, error) {
+	return g.login(g.withClient(ctx))
 }
 
 // source returns a token source that starts from tok and renews it, and an

@@ -3,6 +3,7 @@
 // PowerShell, Python services, Postman.
 //
 //	econnect-token -header | curl -fsS -H @- "$ECONNECT_URL/api/v1/people/$ID"
+//	econnect-token exec -- python3 upload.py   # reads $ECONNECT_TOKEN, exits 22 on a 401
 //	econnect-token proxy -listen 127.0.0.1:8080
 //
 // The password comes from ECONNECT_PASSWORD or, with -password-stdin, from
@@ -13,15 +14,16 @@
 // so that the token stays off command lines too. Tokens are cached per
 // server and user in the user's cache directory. The subcommands serve
 // long-running programs: proxy adds the token to every request sent through
-// it, renewing it and healing refusals. Run econnect-token -h for every
-// flag.
+// it, renewing it and healing refusals; exec runs a command with the token
+// in ECONNECT_TOKEN and runs it once more with a new token if it fails with
+// curl -f's status. Run econnect-token -h for every flag.
 //
 // The exit status says what to do next: 0 done; 1 the server refused
 // (wrong credentials, a refused token, another 4xx): stop; 2 a usage or
 // configuration error (flags, URL, certificate, plain http, an auth call
 // answered with a redirect or 404): fix it; 3 the server is unavailable
 // (network, timeout, 5xx, 429, a garbled answer): retry later; 130 or 143
-// after SIGINT or SIGTERM.
+// after SIGINT or SIGTERM. exec exits with its command's status.
 package main
 
 import (
@@ -38,6 +40,7 @@ func main() {
 	ctx, stop := notifySignals(context.Background())
 	p := &process{
 		getenv:        os.Getenv,
+		environ:       os.Environ,
 		stdin:         os.Stdin,
 		stdinTerminal: isTerminal(os.Stdin),
 		stdout:        os.Stdout,
@@ -52,6 +55,7 @@ func main() {
 // that tests can run the command in-process.
 type process struct {
 	getenv         func(string) string
+	environ        func() []string // for the command exec runs
 	stdin          io.Reader
 	stdinTerminal  bool // stdin is a terminal: say what is awaited there
 	stdout, stderr io.Writer
@@ -84,8 +88,15 @@ func run(ctx context.Context, args []string, p *process) int {
 
 // exit reports err, if any, and returns the exit status it calls for.
 func (p *process) exit(ctx context.Context, err error) int {
-	if err == nil {
+	var ce *commandExit
+	switch {
+	case err == nil:
 		return exitOK
+	case errors.As(err, &ce):
+		if ce.err != nil {
+			p.say("%s", ce.err)
+		}
+		return ce.code // exec's command's own, or as a shell has it
 	}
 	if sig := signalOf(ctx); sig != nil {
 		p.say("%s", sig)

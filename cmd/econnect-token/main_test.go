@@ -32,7 +32,10 @@ var jwtLine = regexp.MustCompile(`^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]
 const asCommand = "ECONNECT_TOKEN_TEST_AS_COMMAND"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(asCommand) == "1" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == fakeCurl:
+		os.Exit(runFakeCurl(os.Args[2:]))
+	case os.Getenv(asCommand) == "1":
 		main()
 	}
 	goleak.VerifyTestMain(m)

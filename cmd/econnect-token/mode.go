@@ -27,11 +27,12 @@ func (m *mode) command() string {
 var (
 	plainMode = &mode{flags: tokenFlags, check: checkPlain, run: runPlain, usage: plainUsage}
 	proxyMode = &mode{name: "proxy", flags: proxyFlags, check: checkProxy, run: runProxy, usage: proxyUsage}
+	execMode  = &mode{name: "exec", flags: execFlags, check: checkExec, run: runExec, usage: execUsage}
 )
 
 // modeNamed returns the subcommand called name, or nil.
 func modeNamed(name string) *mode {
-	for _, m := range []*mode{proxyMode} {
+	for _, m := range []*mode{proxyMode, execMode} {
 		if m.name == name {
 			return m
 		}

@@ -22,7 +22,9 @@ type options struct {
 
 	renew, json, header bool // plain runs
 	demo, version       bool
-	listen              string // proxy
+	listen              string   // proxy
+	status              int      // exec
+	args                []string // exec's command
 
 	base     *url.URL // url, parsed
 	password string   // from ECONNECT_PASSWORD or stdin; never from a flag
@@ -45,11 +47,12 @@ func parseArgs(args []string, env func(string) string) (*options, error) {
 	if m := modeNamed(fs.Arg(0)); o.mode == plainMode && m != nil {
 		return parseMode(m, fs, env)
 	}
+	o.args = fs.Args()
 	return o, o.mode.check(o, fs, env)
 }
 
 // parseMode parses the flags after subcommand m, with those before it
-// (econnect-token -no-cache proxy …) carried over.
+// (econnect-token -no-cache exec …) carried over.
 func parseMode(m *mode, before *flag.FlagSet, env func(string) string) (*options, error) {
 	o := &options{mode: m}
 	fs := newFlagSet(m, o)
@@ -65,6 +68,7 @@ func parseMode(m *mode, before *flag.FlagSet, env func(string) string) (*options
 	if err != nil {
 		return o, err
 	}
+	o.args = fs.Args()
 	return o, m.check(o, fs, env)
 }
 
@@ -116,6 +120,17 @@ func checkProxy(o *options, fs *flag.FlagSet, env func(string) string) error {
 	}
 	if _, err := parseListen(o.listen); err != nil {
 		return err
+	}
+	return o.complete(env)
+}
+
+// checkExec checks econnect-token exec.
+func checkExec(o *options, _ *flag.FlagSet, env func(string) string) error {
+	switch {
+	case len(o.args) == 0:
+		return usagef("exec: no command to run: write econnect-token exec [flags] -- CMD ARGS...")
+	case o.status < 1 || o.status > 255:
+		return usagef("-status takes an exit status from 1 to 255, such as 22 for curl -f")
 	}
 	return o.complete(env)
 }

@@ -52,6 +52,13 @@ func setEnv(t *testing.T, p *process, env map[string]string) {
 		}
 		return cacheDir
 	}
+	p.environ = func() []string {
+		kv := []string{"PATH=" + os.Getenv("PATH"), "ECONNECT_CACHE_DIR=" + p.getenv("ECONNECT_CACHE_DIR")}
+		for k, v := range env {
+			kv = append(kv, k+"="+v)
+		}
+		return kv
+	}
 }
 
 func TestRunUsage(t *testing.T) {
@@ -103,11 +110,17 @@ func TestRunUsage(t *testing.T) {
 		{name: "demo with no-cache", args: []string{"-demo", "-no-cache"}, want: "-demo runs its own server and takes no -no-cache"},
 		{name: "json and header", env: full, args: []string{"-json", "-header"}, want: "-json and -header are two ways to print the token"},
 		{name: "a plain run's flag before proxy", env: full, args: []string{"-json", "proxy"}, want: "econnect-token proxy takes no -json; drop it"},
+		{name: "flags before and after exec", env: full, args: []string{"-timeout", "0s", "exec", "-status", "3", "--", "true"}, want: "-timeout must be positive"},
 		{name: "proxy without url", args: []string{"proxy"}, want: "no server URL"},
 		{name: "proxy with a plain run's flag", env: full, args: []string{"proxy", "-json"}, want: "an unknown flag, or a flag without its value; run econnect-token proxy -h"},
 		{name: "proxy with an argument", env: full, args: []string{"proxy", "hunter2"}, want: "unexpected arguments after the flags"},
 		{name: "proxy on all interfaces", env: full, args: []string{"proxy", "-listen", ":8080"}, want: "-listen takes host:port with a loopback host"},
 		{name: "proxy plain http", env: full, args: []string{"proxy", "-url", "http://192.0.2.1:6009"}, want: "refusing plain http to 192.0.2.1:6009"},
+		{name: "exec without command", env: full, args: []string{"exec"}, want: "exec: no command to run"},
+		{name: "exec without command after --", env: full, args: []string{"exec", "--"}, want: "exec: no command to run"},
+		{name: "exec status 0", env: full, args: []string{"exec", "-status", "0", "--", "true"}, want: "-status takes an exit status from 1 to 255"},
+		{name: "exec status not a number", env: full, args: []string{"exec", "-status", "hunter2", "--", "true"}, want: "invalid value for -status"},
+		{name: "exec without password", env: noPassword, args: []string{"exec", "--", "true"}, want: "no password"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -250,6 +263,9 @@ func TestOutputDoesNotDependOnThePassword(t *testing.T) {
 		{name: "proxy, wrong password", srv: s, args: []string{"proxy"}},
 		{name: "proxy, wrong password, on stdin", srv: s, args: []string{"proxy", "-password-stdin"}},
 		{name: "proxy, server failing", srv: failing, args: []string{"proxy"}},
+		{name: "exec, wrong password", srv: s, args: []string{"exec", "--", "true"}},
+		{name: "exec, wrong password, on stdin", srv: s, args: []string{"exec", "-password-stdin", "--", "true"}},
+		{name: "exec, server failing", srv: failing, args: []string{"exec", "--", "true"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,8 +20,9 @@ func (s *interruption) code() int     { return exitSignal + s.num }
 
 // notifySignals returns a context cancelled, with an *interruption as its
 // cause, by the first SIGINT or SIGTERM. Catching the signal rather than
-// dying of it lets a cache write under way finish or clean up, and the
-// proxy finish the requests in flight. A second signal kills the process.
+// dying of it lets a cache write under way finish or clean up, the proxy
+// finish the requests in flight, and exec pass the signal on to its
+// command. A second signal kills the process.
 func notifySignals(parent context.Context) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(parent)
 	ch := make(chan os.Signal, 1)

@@ -42,7 +42,7 @@ func firstLine(ctx context.Context, r io.Reader) (string, error) {
 // CR LF); other spaces are kept, as they may be part of a password. A
 // UTF-8 byte order mark is dropped; after a UTF-16 one (LE or BE, as
 // PowerShell 5.1's > writes) the line is UTF-16. It reads no further than
-// the line.
+// the line, so that the command exec runs gets the rest of stdin.
 func readLine(r io.Reader) (string, error) {
 	in := &unbuffered{r: r}
 	order, err := in.mark()

@@ -10,6 +10,7 @@ import (
 
 const plainUsage = `Usage: econnect-token [flags]
        econnect-token proxy [flags]            (econnect-token proxy -h)
+       econnect-token exec [flags] -- CMD ARGS...  (econnect-token exec -h)
 
 econnect-token logs in to an eConnect Identities server and prints a token
 (a JWT) on stdout, alone on its line, for scripts. The password comes from
@@ -27,6 +28,12 @@ Examples:
   # on premises, self-signed certificate, password from a file
   econnect-token -url https://10.0.0.5:5009 -user camera-1 -cacert server.pem \
       -password-stdin < password.txt
+
+  # run a command with the token in $ECONNECT_TOKEN, once more with a new
+  # token if curl -f exits 22 (the server refused the token); printf is a
+  # shell builtin, so the token stays off command lines here too
+  econnect-token exec -- sh -c 'printf "Authorization: Bearer %s\n" "$ECONNECT_TOKEN" |
+      curl -fsS -H @- "$ECONNECT_URL/api/v1/people/$ID"'
 
   # a local proxy that adds the token to every request, renews it and
   # heals refusals, for programs that run for a long time
@@ -79,6 +86,7 @@ Exit status:
   3  the server is unavailable: network errors, timeouts, 5xx, 429, a
      garbled answer; retry later
   130, 143  interrupted by SIGINT or SIGTERM
+  exec exits with its command's status instead, once it has run it.
 `
 
 const proxyUsage = `Usage: econnect-token proxy [-listen ADDR] [flags]
@@ -103,6 +111,24 @@ lets the requests in flight finish (up to 10 s) and exits 130 or 143.
 Example:
   econnect-token proxy -listen 127.0.0.1:8080 &
   curl -fsS "http://127.0.0.1:8080/api/v1/people/$ID"
+
+Flags:
+`
+
+const execUsage = `Usage: econnect-token exec [-status N] [flags] -- CMD ARGS...
+
+exec runs CMD with the token in $ECONNECT_TOKEN (and without
+$ECONNECT_PASSWORD), its stdin, stdout and stderr the command's own. If CMD
+exits with status N (22 by default: curl -f's status for an HTTP error such
+as a refused token), exec gets a new token and runs CMD once more. It exits
+with CMD's status, 128+N if signal N killed it; SIGINT and SIGTERM are passed
+on to CMD. When no token can be had, CMD is not run and the status is 1, 2
+or 3 as for a plain run.
+
+Examples:
+  econnect-token exec -- sh -c 'printf "Authorization: Bearer %s\n" "$ECONNECT_TOKEN" |
+      curl -fsS -H @- "$ECONNECT_URL/api/v1/people/$ID"'
+  econnect-token exec -- python3 upload.py   # exits 22 on a 401
 
 Flags:
 `
