@@ -58,6 +58,12 @@ func execFlags(fs *flag.FlagSet, o *options) {
 	fs.IntVar(&o.status, "status", 22, "run the command once more with a new token when it exits with status `N`\n(22: curl -f's status for an HTTP error, such as 401)")
 }
 
+// fakeFlags are the flags of econnect-token fake.
+func fakeFlags(fs *flag.FlagSet, o *options) {
+	listenFlag(fs, o, "serve on `ADDR`, host:port with a loopback host")
+	fs.DurationVar(&o.lifetime, "lifetime", time.Hour, "issue tokens that live this `duration`, in whole seconds")
+}
+
 func listenFlag(fs *flag.FlagSet, o *options, usage string) {
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:0", usage)
 }

@@ -16,7 +16,8 @@
 // long-running programs: proxy adds the token to every request sent through
 // it, renewing it and healing refusals; exec runs a command with the token
 // in ECONNECT_TOKEN and runs it once more with a new token if it fails with
-// curl -f's status. Run econnect-token -h for every flag.
+// curl -f's status; fake runs a fake server for scripts' tests. Run
+// econnect-token -h for every flag.
 //
 // The exit status says what to do next: 0 done; 1 the server refused
 // (wrong credentials, a refused token, another 4xx): stop; 2 a usage or

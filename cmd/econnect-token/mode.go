@@ -28,11 +28,12 @@ var (
 	plainMode = &mode{flags: tokenFlags, check: checkPlain, run: runPlain, usage: plainUsage}
 	proxyMode = &mode{name: "proxy", flags: proxyFlags, check: checkProxy, run: runProxy, usage: proxyUsage}
 	execMode  = &mode{name: "exec", flags: execFlags, check: checkExec, run: runExec, usage: execUsage}
+	fakeMode  = &mode{name: "fake", flags: fakeFlags, check: checkFake, run: runFake, usage: fakeUsage}
 )
 
 // modeNamed returns the subcommand called name, or nil.
 func modeNamed(name string) *mode {
-	for _, m := range []*mode{proxyMode, execMode} {
+	for _, m := range []*mode{proxyMode, execMode, fakeMode} {
 		if m.name == name {
 			return m
 		}

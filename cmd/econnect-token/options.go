@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -22,9 +23,10 @@ type options struct {
 
 	renew, json, header bool // plain runs
 	demo, version       bool
-	listen              string   // proxy
-	status              int      // exec
-	args                []string // exec's command
+	listen              string        // proxy and fake
+	status              int           // exec
+	lifetime            time.Duration // fake
+	args                []string      // exec's command
 
 	base     *url.URL // url, parsed
 	password string   // from ECONNECT_PASSWORD or stdin; never from a flag
@@ -133,6 +135,20 @@ func checkExec(o *options, _ *flag.FlagSet, env func(string) string) error {
 		return usagef("-status takes an exit status from 1 to 255, such as 22 for curl -f")
 	}
 	return o.complete(env)
+}
+
+// checkFake checks econnect-token fake.
+func checkFake(o *options, fs *flag.FlagSet, _ func(string) string) error {
+	switch {
+	case fs.NArg() > 0:
+		return usagef("fake takes no arguments, only -listen and -lifetime")
+	case o.lifetime < time.Second:
+		return usagef("-lifetime must be at least 1s: tokens carry whole seconds")
+	case strings.HasPrefix(o.listen, "unix:"):
+		return usagef("fake listens on TCP only: ECONNECT_URL cannot name a unix socket")
+	}
+	_, err := parseListen(o.listen)
+	return err
 }
 
 // complete fills in what the login flags leave out from env, and checks

@@ -110,6 +110,7 @@ func TestRunUsage(t *testing.T) {
 		{name: "demo with no-cache", args: []string{"-demo", "-no-cache"}, want: "-demo runs its own server and takes no -no-cache"},
 		{name: "json and header", env: full, args: []string{"-json", "-header"}, want: "-json and -header are two ways to print the token"},
 		{name: "a plain run's flag before proxy", env: full, args: []string{"-json", "proxy"}, want: "econnect-token proxy takes no -json; drop it"},
+		{name: "a flag before fake", args: []string{"-no-cache", "fake"}, want: "econnect-token fake takes no -no-cache; drop it"},
 		{name: "flags before and after exec", env: full, args: []string{"-timeout", "0s", "exec", "-status", "3", "--", "true"}, want: "-timeout must be positive"},
 		{name: "proxy without url", args: []string{"proxy"}, want: "no server URL"},
 		{name: "proxy with a plain run's flag", env: full, args: []string{"proxy", "-json"}, want: "an unknown flag, or a flag without its value; run econnect-token proxy -h"},
@@ -121,6 +122,11 @@ func TestRunUsage(t *testing.T) {
 		{name: "exec status 0", env: full, args: []string{"exec", "-status", "0", "--", "true"}, want: "-status takes an exit status from 1 to 255"},
 		{name: "exec status not a number", env: full, args: []string{"exec", "-status", "hunter2", "--", "true"}, want: "invalid value for -status"},
 		{name: "exec without password", env: noPassword, args: []string{"exec", "--", "true"}, want: "no password"},
+		{name: "fake with url", args: []string{"fake", "-url", "https://127.0.0.1:1"}, want: "an unknown flag, or a flag without its value; run econnect-token fake -h"},
+		{name: "fake on another host", args: []string{"fake", "-listen", "192.0.2.1:80"}, want: "-listen takes host:port with a loopback host"},
+		{name: "fake on a unix socket", args: []string{"fake", "-listen", "unix:/tmp/fake.sock"}, want: "fake listens on TCP only"},
+		{name: "fake lifetime under a second", args: []string{"fake", "-lifetime", "500ms"}, want: "-lifetime must be at least 1s"},
+		{name: "fake with an argument", args: []string{"fake", "hunter2"}, want: "fake takes no arguments"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 const plainUsage = `Usage: econnect-token [flags]
        econnect-token proxy [flags]            (econnect-token proxy -h)
        econnect-token exec [flags] -- CMD ARGS...  (econnect-token exec -h)
+       econnect-token fake [-listen ADDR] [-lifetime D]  (econnect-token fake -h)
 
 econnect-token logs in to an eConnect Identities server and prints a token
 (a JWT) on stdout, alone on its line, for scripts. The password comes from
@@ -133,6 +134,21 @@ Examples:
 Flags:
 `
 
+const fakeUsage = `Usage: econnect-token fake [-listen ADDR] [-lifetime D]
+
+fake runs a fake eConnect Identities server, for scripts' tests, until
+SIGINT or SIGTERM (then it exits 130 or 143). It prints on stdout, one a
+line, ECONNECT_URL=..., ECONNECT_USERNAME=... and ECONNECT_PASSWORD=... (a
+password it made up), ready to export:
+
+  exec 3< <(econnect-token fake -lifetime 10s)
+  read -r url <&3; read -r user <&3; read -r password <&3
+  export "$url" "$user" "$password"
+  ./my-script.sh    # the script under test, which runs econnect-token
+
+Flags:
+`
+
 // printUsage writes the help of m's -h.
 func printUsage(w io.Writer, m *mode) {
 	fmt.Fprint(w, m.usage)
@@ -146,7 +162,7 @@ func printUsage(w io.Writer, m *mode) {
 	shown.PrintDefaults()
 	if m == plainMode {
 		fmt.Fprint(w, plainTail)
-	} else {
+	} else if m != fakeMode {
 		fmt.Fprint(w, exitUsageText)
 	}
 }
