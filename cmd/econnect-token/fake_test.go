@@ -65,6 +65,7 @@ exe=$1 dir=$2
 mkfifo "$dir/fake"
 "$exe" fake -listen localhost:0 > "$dir/fake" 2> "$dir/fake.err" &
 fake=$!
+trap 'kill "$fake" 2>/dev/null || :' EXIT   # also when a step fails
 exec 3< "$dir/fake"
 read -r url <&3; read -r user <&3; read -r password <&3
 export "$url" "$user" "$password"
