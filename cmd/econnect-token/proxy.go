@@ -26,6 +26,9 @@ func runProxy(ctx context.Context, o *options, p *process) error {
 	if err := o.readPassword(ctx, p); err != nil {
 		return err
 	}
+	// A login whatever the cache holds: a wrong password must end the
+	// proxy now, not at its first login hours later.
+	o.fresh = true
 	g, err := newGetter(o, p)
 	if err != nil {
 		return err

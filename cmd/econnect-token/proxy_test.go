@@ -470,13 +470,25 @@ func TestProxyListenRefused(t *testing.T) {
 	}
 }
 
+// TestProxyWrongPassword: the proxy logs in on start-up, even with a good
+// token cached, so that a wrong password ends it at once.
 func TestProxyWrongPassword(t *testing.T) {
 	t.Parallel()
-	env, _ := wrongPassword(t)
-	r := runBinary(t, env, "", "proxy")
-	checkFailure(t, r, exitRefused, "check the username", "wrong-SENTINEL-93")
-	if strings.Contains(r.stderr, "listening") {
-		t.Errorf("stderr %q: a proxy that cannot log in must not say it listens", r.stderr)
+	for _, cached := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cached=%t", cached), func(t *testing.T) {
+			t.Parallel()
+			s, dir := newServer(t, false), t.TempDir()
+			if cached {
+				seedCache(t, s, dir, 30*time.Minute)
+			}
+			env := cacheEnv(s, dir)
+			env["ECONNECT_PASSWORD"] = "wrong-SENTINEL-93"
+			r := runBinary(t, env, "", "proxy")
+			checkFailure(t, r, exitRefused, "check the username", "wrong-SENTINEL-93")
+			if strings.Contains(r.stderr, "listening") {
+				t.Errorf("stderr %q: a proxy that cannot log in must not say it listens", r.stderr)
+			}
+		})
 	}
 }
 

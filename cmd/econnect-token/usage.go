@@ -94,8 +94,9 @@ const proxyUsage = `Usage: econnect-token proxy [-listen ADDR] [flags]
 
 proxy serves, on loopback or a unix socket, a reverse proxy to -url that adds
 the token to every request: path P goes to -url's path joined with P, and a
-client's own Authorization header is replaced. It logs in on start-up (a
-wrong password ends it at once, with status 1), renews the token in the
+client's own Authorization header is replaced. It logs in on start-up, even
+with a token cached (a wrong password ends it at once, with status 1),
+renews the token in the
 background, and after a 401 logs in again and sends the request once more
 (request bodies up to 16 MiB are held for that; a larger body streams, and
 its 401 goes back to the client). A request for which no token can be had is
