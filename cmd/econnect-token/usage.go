@@ -96,12 +96,11 @@ proxy serves, on loopback or a unix socket, a reverse proxy to -url that adds
 the token to every request: path P goes to -url's path joined with P, and a
 client's own Authorization header is replaced. It logs in on start-up, even
 with a token cached (a wrong password ends it at once, with status 1),
-renews the token in the
-background, and after a 401 logs in again and sends the request once more
-(request bodies up to 16 MiB are held for that; a larger body streams, and
-its 401 goes back to the client). A request for which no token can be had is
-answered 502 (503 while the server is unavailable). The token never reaches
-the clients.
+renews the token in the background, and after a 401 logs in again and sends
+the request once more (request bodies up to 16 MiB are held for that; a
+larger body streams, and its 401 goes back to the client). A request for
+which no token can be had is answered 502 (503 while the server is
+unavailable). The token never reaches the clients.
 
 Any local process that can connect to it calls the API as this account: on
 TCP, any process on this machine; on a unix socket (mode 0600), this user's.
