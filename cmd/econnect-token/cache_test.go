@@ -145,7 +145,7 @@ func TestCacheStates(t *testing.T) {
 		{name: "expired", left: -time.Second, logins: 1},
 		{name: "due, renewal refused", left: 2 * time.Minute, rotate: true, logins: 1, renewals: 1},
 		{name: "due, renewal failing", left: 2 * time.Minute, fault: &econnecttest.Fault{Status: 503}, renewals: 1,
-			wantCached: true, wantStderr: "econnect-token: warning: could not renew the cached token (renewal refused: 503"},
+			wantCached: true, wantStderr: "econnect-token: warning: could not renew the cached token (econnect: renewal refused: 503"},
 		{name: "under the margin, renewal failing", left: 5 * time.Second, fault: &econnecttest.Fault{Status: 503},
 			logins: 1, renewals: 1},
 		{name: "fresh with -fresh", left: 30 * time.Minute, args: []string{"-fresh"}, logins: 1},
@@ -364,8 +364,8 @@ func TestCacheRenew(t *testing.T) {
 		logins, renewals int
 	}{
 		{name: "fresh cached token", left: 30 * time.Minute, renewals: 1},
-		{name: "expired cached token", left: -time.Second, wantCode: exitAuth, want: "the cached token has expired; log in again without -renew"},
-		{name: "refused cached token", left: 30 * time.Minute, rotate: true, wantCode: exitAuth, want: "log in again without -renew", renewals: 1},
+		{name: "expired cached token", left: -time.Second, wantCode: exitRefused, want: "the cached token has expired; log in again without -renew"},
+		{name: "refused cached token", left: 30 * time.Minute, rotate: true, wantCode: exitRefused, want: "log in again without -renew", renewals: 1},
 		{name: "another user's token", left: 30 * time.Minute, env: map[string]string{"ECONNECT_USERNAME": "someone-else"},
 			wantCode: exitUsage, want: "none cached for this -user and -url"},
 	}

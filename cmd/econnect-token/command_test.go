@@ -157,7 +157,7 @@ func TestRenew(t *testing.T) {
 			env["ECONNECT_URL"] = s.URL // and no username or password
 			if tt.rotate {
 				s.RotateKey()
-				checkFailure(t, runBinary(t, env, stdin, "-renew"), exitAuth, "log in again without -renew", old)
+				checkFailure(t, runBinary(t, env, stdin, "-renew"), exitRefused, "log in again without -renew", old)
 				return
 			}
 			if tok := checkToken(t, s, runBinary(t, env, stdin, "-renew")); tok == old {
@@ -192,22 +192,23 @@ func TestAuthFailure(t *testing.T) {
 		name string
 		env  map[string]string
 		args []string
+		code int
 		want string
 	}{
-		{name: "wrong password", env: wrong, want: "check the username (-user or ECONNECT_USERNAME) and the password"},
-		{name: "unknown user", env: loginEnv(plain), args: []string{"-user", "nobody"}, want: "wrong username or password"},
-		{name: "server gone", env: loginEnv(closed), want: "check -url and that the server is reachable"},
-		{name: "untrusted certificate", env: loginEnv(secure), want: "give its CA certificate with -cacert FILE"},
-		{name: "wrong cacert", env: loginEnv(secure), args: []string{"-cacert", otherCA},
+		{name: "wrong password", env: wrong, code: exitRefused, want: "check the username (-user or ECONNECT_USERNAME) and the password"},
+		{name: "unknown user", env: loginEnv(plain), args: []string{"-user", "nobody"}, code: exitRefused, want: "wrong username or password"},
+		{name: "server gone", env: loginEnv(closed), code: exitUnavailable, want: "check -url and that the server is reachable"},
+		{name: "untrusted certificate", env: loginEnv(secure), code: exitUsage, want: "give its CA certificate with -cacert FILE"},
+		{name: "wrong cacert", env: loginEnv(secure), args: []string{"-cacert", otherCA}, code: exitUsage,
 			want: "not signed by a certificate in the -cacert file"},
-		{name: "not the service root", env: loginEnv(plain), args: []string{"-url", plain.URL + "/nope"},
+		{name: "not the service root", env: loginEnv(plain), args: []string{"-url", plain.URL + "/nope"}, code: exitUsage,
 			want: "check -url: it must be the service root"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			r := runBinary(t, tt.env, "", tt.args...)
-			checkFailure(t, r, exitAuth, tt.want, "wrong-SENTINEL-93")
+			checkFailure(t, r, tt.code, tt.want, "wrong-SENTINEL-93")
 		})
 	}
 }
@@ -245,7 +246,7 @@ func TestUsageBinary(t *testing.T) {
 	}{
 		{name: "nothing set", want: "use -url or set ECONNECT_URL"},
 		{name: "password flag", args: []string{"-password", "hunter2"}, want: "set ECONNECT_PASSWORD or use -password-stdin"},
-		{name: "unknown flag", args: []string{"-verbose"}, want: "there is no -verbose flag"},
+		{name: "unknown flag", args: []string{"-verbose"}, want: "an unknown flag, or a flag without its value; run econnect-token -h"},
 		{name: "missing cacert", env: map[string]string{"ECONNECT_URL": "https://127.0.0.1:1", "ECONNECT_USERNAME": testUser, "ECONNECT_PASSWORD": testPassword},
 			args: []string{"-cacert", "/nonexistent/ca.pem"}, want: "give a PEM file with the server's CA certificate"},
 	}

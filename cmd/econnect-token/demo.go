@@ -48,7 +48,7 @@ func runDemo(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		}
 	}
 	d.say("done: the last token is on stdout")
-	return writeToken(stdout, d.tok, o.json)
+	return writeToken(stdout, d.tok, o)
 }
 
 // demoError says what to do about a failed demo.
@@ -118,8 +118,10 @@ func (d *demo) renewal(ctx context.Context) error {
 	wait := time.Until(latest) + 50*time.Millisecond
 	d.say("3) renewal: the renewal point comes when 3/8 to 1/2 of the lifetime is left; waiting %s to pass it",
 		wait.Round(time.Millisecond))
-	if err := sleep(ctx, wait); err != nil {
-		return err
+	select {
+	case <-time.After(wait):
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	before := d.srv.Stats()
 	status, err := d.publish(ctx)
@@ -140,10 +142,12 @@ func (d *demo) renewal(ctx context.Context) error {
 }
 
 // awaitNewToken waits, up to two seconds, for the background renewal to
-// replace d.tok.
+// replace d.tok, looking every 10 ms.
 func (d *demo) awaitNewToken(ctx context.Context) error {
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(2 * time.Second)
+	for {
 		tok, err := d.ts.Token()
 		if err != nil {
 			return fmt.Errorf("renewal: %w", err)
@@ -152,11 +156,14 @@ func (d *demo) awaitNewToken(ctx context.Context) error {
 			d.tok = tok
 			return nil
 		}
-		if err := sleep(ctx, 10*time.Millisecond); err != nil {
-			return err
+		select {
+		case <-tick.C:
+		case <-deadline:
+			return errors.New("renewal: no new token after two seconds")
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
-	return errors.New("renewal: no new token after two seconds")
 }
 
 // recovery is step 4: after a key rotation the server refuses the token;
@@ -227,16 +234,4 @@ func left(tok *oauth2.Token) time.Duration {
 
 func stats(s econnecttest.Stats) string {
 	return fmt.Sprintf("logins %d, renewals %d, refused %d, API calls %d", s.Logins, s.Renewals, s.Refused, s.APICalls)
-}
-
-// sleep waits d, or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

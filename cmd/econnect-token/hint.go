@@ -20,40 +20,21 @@ type hintedError struct {
 	hint string
 }
 
-func (e *hintedError) Error() string { return trimLib(e.err) + "; " + e.hint }
+func (e *hintedError) Error() string { return e.err.Error() + "; " + e.hint }
 func (e *hintedError) Unwrap() error { return e.err }
 
-// trimLib returns err's text without the library's "econnect: " prefix,
-// which would only repeat the command's name. The library's errors never
-// hold the password or a token.
-func trimLib(err error) string {
-	return strings.TrimPrefix(err.Error(), "econnect: ")
-}
-
-// explain adds to err, if not nil, what the user can do next. The library's
-// refusal of plain http is a usage error, in the words of the command's
-// flags.
+// explain adds to err, if not nil, what the user can do next. The
+// library's errors never hold the password or a token. Its refusal of plain
+// http is a usage error, in the words of the command's flags.
 func (g *getter) explain(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case refusedHTTP(err):
+	case errors.Is(err, econnect.ErrInsecureHTTP):
 		return usagef("refusing plain http to %s, which would send the password and token in clear text: "+
 			"use https, or -allow-http on a network you trust", g.o.base.Host)
 	}
 	return &hintedError{err: err, hint: hint(err, g.o)}
-}
-
-// refusedHTTP reports whether the library refused a plain http URL.
-func refusedHTTP(err error) bool {
-	return errors.Is(err, econnect.ErrInsecureHTTP)
-}
-
-// refused reports whether the server refused a token: only a login helps.
-func refused(err error) bool {
-	var re *oauth2.RetrieveError
-	return errors.As(err, &re) && re.Response != nil &&
-		(re.Response.StatusCode == http.StatusUnauthorized || re.Response.StatusCode == http.StatusForbidden)
 }
 
 // hint says what to do about a failed login or renewal.
@@ -108,9 +89,9 @@ func statusHint(code int, o *options) string {
 	switch {
 	case o.renew && code == http.StatusUnauthorized:
 		return "the token has expired or was revoked: log in again without -renew"
-	case code == http.StatusNotFound:
+	case code == http.StatusNotFound, code >= 300 && code < 400:
 		return "check -url: it must be the service root, such as https://customer.econnectcloud.com/identities or https://host:5009"
-	case code == http.StatusTooManyRequests, code >= 500:
+	case statusExit(code) == exitUnavailable:
 		return "the server is busy or failing: try again later"
 	}
 	return "check -url and the account"

@@ -1,21 +1,30 @@
-// Command econnect-token logs in to an eConnect Identities server and prints
-// a token (a JWT) on stdout, alone on its line, for scripts:
+// Command econnect-token gets tokens (JWTs) from an eConnect Identities
+// server for programs that are not written in Go: shell scripts with curl,
+// PowerShell, Python services, Postman.
 //
-//	TOKEN=$(econnect-token -url https://customer.econnectcloud.com/identities -user camera-1)
+//	econnect-token -header | curl -fsS -H @- "$ECONNECT_URL/api/v1/people/$ID"
+//	econnect-token exec -- python3 upload.py   # reads $ECONNECT_TOKEN, exits 22 on a 401
+//	econnect-token proxy -listen 127.0.0.1:8080
 //
 // The password comes from ECONNECT_PASSWORD or, with -password-stdin, from
-// the first line of stdin; never from a flag, so that it stays out of shell
-// histories and process listings. The token is cached per server and user
-// in the user's cache directory: later runs print it while it is good,
-// renew it when it is due, and log in only when they must. -renew renews a
-// token instead of logging in, -json prints the token with its expiry and
-// username, and -demo shows the whole login-and-renew flow against a fake
-// server built into the command. Run econnect-token -h for every flag.
+// the first line of stdin (UTF-8, or UTF-16 with a byte order mark as
+// PowerShell writes it); never from a flag, so that it stays out of shell
+// histories and process listings. A plain run prints the token alone on
+// stdout, or with -header as an Authorization header line for curl -H @-,
+// so that the token stays off command lines too. Tokens are cached per
+// server and user in the user's cache directory. The subcommands serve
+// long-running programs: proxy adds the token to every request sent through
+// it, renewing it and healing refusals; exec runs a command with the token
+// in ECONNECT_TOKEN and runs it once more with a new token if it fails with
+// curl -f's status; fake runs a fake server for scripts' tests. Run
+// econnect-token -h for every flag.
 //
-// The exit status is 0 when a token was printed (and for -h and -version),
-// 1 when authentication failed (wrong credentials, a refused token, an
-// unreachable server), 2 for a usage error, and 130 or 143 when SIGINT or
-// SIGTERM ended the run.
+// The exit status says what to do next: 0 done; 1 the server refused
+// (wrong credentials, a refused token, another 4xx): stop; 2 a usage or
+// configuration error (flags, URL, certificate, plain http, an auth call
+// answered with a redirect or 404): fix it; 3 the server is unavailable
+// (network, timeout, 5xx, 429, a garbled answer): retry later; 130 or 143
+// after SIGINT or SIGTERM. exec exits with its command's status.
 package main
 
 import (
@@ -25,26 +34,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"runtime"
-	"runtime/debug"
-	"syscall"
-)
-
-// Exit statuses.
-const (
-	exitOK    = 0
-	exitAuth  = 1
-	exitUsage = 2
-	// exitSignal plus the signal's number is the status after a signal, as
-	// a shell reports a process the signal killed.
-	exitSignal = 128
+	"sync"
 )
 
 func main() {
 	ctx, stop := notifySignals(context.Background())
 	p := &process{
 		getenv:        os.Getenv,
+		environ:       os.Environ,
 		stdin:         os.Stdin,
 		stdinTerminal: isTerminal(os.Stdin),
 		stdout:        os.Stdout,
@@ -59,6 +56,7 @@ func main() {
 // that tests can run the command in-process.
 type process struct {
 	getenv         func(string) string
+	environ        func() []string // for the command exec runs
 	stdin          io.Reader
 	stdinTerminal  bool // stdin is a terminal: say what is awaited there
 	stdout, stderr io.Writer
@@ -76,124 +74,47 @@ func (p *process) warn(format string, a ...any) {
 
 // run is the whole command. It returns the exit status.
 func run(ctx context.Context, args []string, p *process) int {
+	// The proxy writes on stderr from its handlers' goroutines.
+	p.stderr = &lockedWriter{w: p.stderr}
 	o, err := parseArgs(args, p.getenv)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
-		printUsage(p.stdout)
-		return exitOK
-	case err == nil && o.version:
-		fmt.Fprintln(p.stdout, version())
+		printUsage(p.stdout, o.mode)
 		return exitOK
 	case err == nil:
-		err = runOptions(ctx, o, p)
+		err = o.mode.run(ctx, o, p)
 	}
-	if err == nil {
+	return p.exit(ctx, err)
+}
+
+// exit reports err, if any, and returns the exit status it calls for.
+func (p *process) exit(ctx context.Context, err error) int {
+	var ce *commandExit
+	switch {
+	case err == nil:
 		return exitOK
+	case errors.As(err, &ce):
+		if ce.err != nil {
+			p.say("%s", ce.err)
+		}
+		return ce.code // exec's command's own, or as a shell has it
 	}
 	if sig := signalOf(ctx); sig != nil {
 		p.say("%s", sig)
 		return sig.code()
 	}
 	p.say("%s", err)
-	var ue *usageError
-	if errors.As(err, &ue) {
-		return exitUsage
-	}
-	return exitAuth
+	return exitCode(err)
 }
 
-// runOptions does what o asks for, within -timeout.
-func runOptions(ctx context.Context, o *options, p *process) error {
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
-	if o.demo {
-		return runDemo(ctx, o, p.stdout, p.stderr)
-	}
-	if err := o.readPassword(ctx, p); err != nil {
-		return err
-	}
-	return printToken(ctx, o, p)
+// lockedWriter serializes the writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
 }
 
-// A usageError is a mistake in the flags, the environment or the input,
-// which ends the command with exit status 2 before any network I/O.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
-func usagef(format string, a ...any) error {
-	return &usageError{msg: fmt.Sprintf(format, a...)}
-}
-
-// interruption is the cause of a context cancelled by a signal.
-type interruption struct {
-	name string
-	num  int
-}
-
-func (s *interruption) Error() string { return "interrupted by " + s.name }
-func (s *interruption) code() int     { return exitSignal + s.num }
-
-// notifySignals returns a context cancelled, with an *interruption as its
-// cause, by the first SIGINT or SIGTERM. Catching the signal rather than
-// dying of it lets a cache write under way finish or clean up, so that no
-// temporary file is left behind. A second signal kills the process.
-func notifySignals(parent context.Context) (context.Context, func()) {
-	ctx, cancel := context.WithCancelCause(parent)
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		select {
-		case sig := <-ch:
-			signal.Stop(ch)
-			cancel(newInterruption(sig))
-		case <-done:
-		}
-	}()
-	return ctx, func() {
-		signal.Stop(ch)
-		close(done)
-		cancel(nil)
-	}
-}
-
-func newInterruption(sig os.Signal) *interruption {
-	if sig == syscall.SIGTERM {
-		return &interruption{name: "SIGTERM", num: int(syscall.SIGTERM)}
-	}
-	return &interruption{name: "SIGINT", num: int(syscall.SIGINT)}
-}
-
-// signalOf returns the signal that cancelled ctx, or nil.
-func signalOf(ctx context.Context) *interruption {
-	var s *interruption
-	if errors.As(context.Cause(ctx), &s) {
-		return s
-	}
-	return nil
-}
-
-// version is the line -version prints: the module version from the build
-// information (v1.2.3 for go install …@v1.2.3, (devel) for a build in a
-// checkout), with the commit when the build recorded it.
-func version() string {
-	v, extra := "(unknown)", ""
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		v = bi.Main.Version
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				extra += ", commit " + s.Value
-			case "vcs.modified":
-				if s.Value == "true" {
-					extra += ", modified"
-				}
-			}
-		}
-	}
-	if v == "" {
-		v = "(devel)"
-	}
-	return fmt.Sprintf("econnect-token %s (%s %s/%s%s)", v, runtime.Version(), runtime.GOOS, runtime.GOARCH, extra)
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/econnect-oss/econnect/econnecttest"
+	"go.uber.org/goleak"
 )
 
 // The account of the test servers. The password is a sentinel: it must
@@ -31,10 +32,13 @@ var jwtLine = regexp.MustCompile(`^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]
 const asCommand = "ECONNECT_TOKEN_TEST_AS_COMMAND"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(asCommand) == "1" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == fakeCurl:
+		os.Exit(runFakeCurl(os.Args[2:]))
+	case os.Getenv(asCommand) == "1":
 		main()
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 // result is what a run of the command printed and its exit status.
@@ -84,7 +88,7 @@ func commandProcess(t *testing.T, env map[string]string, args ...string) *exec.C
 }
 
 // newServer starts a fake server with the test account, over TLS if asked.
-func newServer(t *testing.T, useTLS bool) *econnecttest.Server {
+func newServer(t testing.TB, useTLS bool) *econnecttest.Server {
 	t.Helper()
 	srv := econnecttest.NewServer
 	if useTLS {

@@ -6,57 +6,106 @@ import (
 	"errors"
 	"flag"
 	"net/url"
+	"strings"
 	"time"
 )
 
 // options is what the flags, the environment and stdin ask for.
 type options struct {
+	mode           *mode
 	url, user      string
 	passwordStdin  bool
-	renew, json    bool
 	cacert         string
 	insecure       bool
 	allowHTTP      bool
 	timeout        time.Duration
-	demo           bool
 	noCache, fresh bool
-	version        bool
+
+	renew, json, header bool // plain runs
+	demo, version       bool
+	listen              string        // proxy and fake
+	status              int           // exec
+	lifetime            time.Duration // fake
+	args                []string      // exec's command
 
 	base     *url.URL // url, parsed
 	password string   // from ECONNECT_PASSWORD or stdin; never from a flag
 }
 
-// parseArgs reads the flags, then the environment for what the flags leave
-// out. It returns flag.ErrHelp for -h. Stdin is read later, by readPassword
-// and by the renewal.
+// parseArgs reads the subcommand, its flags, then the environment for what
+// the flags leave out. It returns flag.ErrHelp for -h. Stdin is read later,
+// by readPassword and by the renewal.
 func parseArgs(args []string, env func(string) string) (*options, error) {
-	o := &options{}
-	fs := newFlagSet(o)
+	o := &options{mode: plainMode}
+	if len(args) > 0 {
+		if m := modeNamed(args[0]); m != nil {
+			o.mode, args = m, args[1:]
+		}
+	}
+	fs := newFlagSet(o.mode, o)
 	if err := parseFlags(fs, args); err != nil {
 		return o, err
 	}
-	if fs.NArg() > 0 {
-		// The arguments are not echoed: one might be a password.
-		return o, usagef("unexpected arguments after the flags; the password is never an argument: " +
-			"set ECONNECT_PASSWORD or use -password-stdin")
+	if m := modeNamed(fs.Arg(0)); o.mode == plainMode && m != nil {
+		return parseMode(m, fs, env)
 	}
-	switch {
-	case o.version:
-		return o, nil
-	case o.timeout <= 0:
-		return o, usagef("-timeout must be positive, such as 30s")
-	case o.demo:
-		return o, checkDemo(fs)
-	}
-	return o, o.complete(env)
+	o.args = fs.Args()
+	return o, o.mode.check(o, fs, env)
 }
+
+// parseMode parses the flags after subcommand m, with those before it
+// (econnect-token -no-cache exec …) carried over.
+func parseMode(m *mode, before *flag.FlagSet, env func(string) string) (*options, error) {
+	o := &options{mode: m}
+	fs := newFlagSet(m, o)
+	var err error
+	before.Visit(func(f *flag.Flag) {
+		if err == nil && fs.Set(f.Name, f.Value.String()) != nil {
+			err = usagef("%s takes no -%s; drop it", m.command(), f.Name)
+		}
+	})
+	if err == nil {
+		err = parseFlags(fs, before.Args()[1:])
+	}
+	if err != nil {
+		return o, err
+	}
+	o.args = fs.Args()
+	return o, m.check(o, fs, env)
+}
+
+// checkPlain checks a plain run, which prints a token.
+func checkPlain(o *options, fs *flag.FlagSet, env func(string) string) error {
+	switch {
+	case fs.NArg() > 0:
+		return noArguments()
+	case o.version:
+		return nil
+	case o.json && o.header:
+		return usagef("-json and -header are two ways to print the token; drop one")
+	case o.demo && o.timeout <= 0:
+		return errTimeout
+	case o.demo:
+		return checkDemo(fs)
+	}
+	return o.complete(env)
+}
+
+// noArguments is the error for arguments after the flags, which are not
+// echoed: one might be a password.
+func noArguments() error {
+	return usagef("unexpected arguments after the flags; the password is never an argument: " +
+		"set ECONNECT_PASSWORD or use -password-stdin")
+}
+
+var errTimeout = usagef("-timeout must be positive, such as 30s")
 
 // checkDemo refuses the flags that -demo has no use for.
 func checkDemo(fs *flag.FlagSet) error {
 	var err error
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "demo", "json", "timeout":
+		case "demo", "json", "header", "timeout":
 		default:
 			if err == nil {
 				err = usagef("-demo runs its own server and takes no -%s; drop it, or drop -demo", f.Name)
@@ -66,12 +115,50 @@ func checkDemo(fs *flag.FlagSet) error {
 	return err
 }
 
-// complete fills in what the flags leave out from env, and checks that what
-// is needed is there.
+// checkProxy checks econnect-token proxy.
+func checkProxy(o *options, fs *flag.FlagSet, env func(string) string) error {
+	if fs.NArg() > 0 {
+		return noArguments()
+	}
+	if _, err := parseListen(o.listen); err != nil {
+		return err
+	}
+	return o.complete(env)
+}
+
+// checkExec checks econnect-token exec.
+func checkExec(o *options, _ *flag.FlagSet, env func(string) string) error {
+	switch {
+	case len(o.args) == 0:
+		return usagef("exec: no command to run: write econnect-token exec [flags] -- CMD ARGS...")
+	case o.status < 1 || o.status > 255:
+		return usagef("-status takes an exit status from 1 to 255, such as 22 for curl -f")
+	}
+	return o.complete(env)
+}
+
+// checkFake checks econnect-token fake.
+func checkFake(o *options, fs *flag.FlagSet, _ func(string) string) error {
+	switch {
+	case fs.NArg() > 0:
+		return usagef("fake takes no arguments, only -listen and -lifetime")
+	case o.lifetime < time.Second:
+		return usagef("-lifetime must be at least 1s: tokens carry whole seconds")
+	case strings.HasPrefix(o.listen, "unix:"):
+		return usagef("fake listens on TCP only: ECONNECT_URL cannot name a unix socket")
+	}
+	_, err := parseListen(o.listen)
+	return err
+}
+
+// complete fills in what the login flags leave out from env, and checks
+// that what is needed is there.
 func (o *options) complete(env func(string) string) error {
 	o.url = cmp.Or(o.url, env("ECONNECT_URL"))
 	o.user = cmp.Or(o.user, env("ECONNECT_USERNAME"))
 	switch {
+	case o.timeout <= 0:
+		return errTimeout
 	case o.url == "":
 		return usagef("no server URL: use -url or set ECONNECT_URL, such as https://customer.econnectcloud.com/identities")
 	case o.cacert != "" && o.insecure:
@@ -82,11 +169,8 @@ func (o *options) complete(env func(string) string) error {
 		return usagef("-fresh logs in and -renew does not; drop one")
 	}
 	var err error
-	if o.base, err = parseURL(o.url); err != nil {
+	if o.base, err = parseURL(o.url); err != nil || o.renew {
 		return err
-	}
-	if o.renew {
-		return nil
 	}
 	if o.user == "" {
 		return usagef("no username: use -user or set ECONNECT_USERNAME")
@@ -99,9 +183,9 @@ func (o *options) complete(env func(string) string) error {
 	return nil
 }
 
-// parseURL parses -url into what the cache key needs. Whether plain http is
-// allowed is the library's rule, not checked here (see refusedHTTP). The
-// URL itself is never echoed: it might hold a password.
+// parseURL parses -url into what the cache key and the proxy need. Whether
+// plain http is allowed is the library's rule, not checked here. The URL
+// itself is never echoed: it might hold a password.
 func parseURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	switch {

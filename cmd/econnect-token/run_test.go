@@ -34,6 +34,17 @@ func runInProcess(t *testing.T, env map[string]string, stdin string, args ...str
 // runWith runs the command in-process as runInProcess does, with p's stdin.
 func runWith(t *testing.T, p *process, env map[string]string, args ...string) result {
 	t.Helper()
+	var stdout, stderr bytes.Buffer
+	setEnv(t, p, env)
+	p.stdout, p.stderr = &stdout, &stderr
+	code := run(t.Context(), args, p)
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// setEnv makes env p's whole environment, with a token cache of its own
+// unless env names one.
+func setEnv(t *testing.T, p *process, env map[string]string) {
+	t.Helper()
 	cacheDir := t.TempDir()
 	p.getenv = func(k string) string {
 		if v, ok := env[k]; ok || k != "ECONNECT_CACHE_DIR" {
@@ -41,10 +52,13 @@ func runWith(t *testing.T, p *process, env map[string]string, args ...string) re
 		}
 		return cacheDir
 	}
-	var stdout, stderr bytes.Buffer
-	p.stdout, p.stderr = &stdout, &stderr
-	code := run(t.Context(), args, p)
-	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+	p.environ = func() []string {
+		kv := []string{"PATH=" + os.Getenv("PATH"), "ECONNECT_CACHE_DIR=" + p.getenv("ECONNECT_CACHE_DIR")}
+		for k, v := range env {
+			kv = append(kv, k+"="+v)
+		}
+		return kv
+	}
 }
 
 func TestRunUsage(t *testing.T) {
@@ -71,12 +85,13 @@ func TestRunUsage(t *testing.T) {
 		{name: "password as argument", env: noPassword, args: []string{"hunter2"}, want: "unexpected arguments after the flags"},
 		{name: "bad timeout", env: full, args: []string{"-timeout", "hunter2"}, want: "-timeout takes a duration with a unit, such as 30s"},
 		{name: "timeout without unit", env: full, args: []string{"-timeout", "5"}, want: "-timeout needs a unit, such as 5s"},
-		{name: "timeout without value", env: full, args: []string{"-timeout"}, want: "-timeout needs a value"},
-		{name: "unknown flag", env: full, args: []string{"-verbose"}, want: "there is no -verbose flag"},
-		{name: "unknown flag like a password", env: full, args: []string{"-Hunter2"}, want: "an unknown flag"},
+		{name: "timeout without value", env: full, args: []string{"-timeout"}, want: "or a flag without its value"},
+		{name: "unknown flag", env: full, args: []string{"-verbose"}, want: "an unknown flag, or a flag without its value; run econnect-token -h"},
+		{name: "unknown flag like a password", env: full, args: []string{"-Hunter2"}, want: "an unknown flag, or a flag without its value; run econnect-token -h"},
+		{name: "password flag before a value", env: noPassword, args: []string{"-password", "hunter2"}, want: "there is no -password flag"},
 		{name: "zero timeout", env: full, args: []string{"-timeout", "0s"}, want: "-timeout must be positive"},
-		{name: "bad syntax", env: full, args: []string{"-=hunter2"}, want: "bad flag syntax"},
-		{name: "bad syntax after two dashes", env: full, args: []string{"---hunter2"}, want: "bad flag syntax"},
+		{name: "bad syntax", env: full, args: []string{"-=hunter2"}, want: "an unknown flag, or a flag without its value; run econnect-token -h"},
+		{name: "bad syntax after two dashes", env: full, args: []string{"---hunter2"}, want: "an unknown flag, or a flag without its value; run econnect-token -h"},
 		{name: "credentials in url", env: full, args: []string{"-url", "https://bob:hunter2@127.0.0.1:1"}, want: "must not hold a username or password"},
 		{name: "relative url", env: full, args: []string{"-url", "customer.econnectcloud.com/identities"}, want: "must be an absolute https:// (or http://) URL"},
 		{name: "not a url", env: full, args: []string{"-url", "https://hunter2:%zz@127.0.0.1"}, want: "the server URL is not a URL"},
@@ -93,6 +108,25 @@ func TestRunUsage(t *testing.T) {
 		{name: "renew garbage", env: full, stdin: "hunter2\n", args: []string{"-renew"}, want: "the token to renew is not usable"},
 		{name: "demo with url", args: []string{"-demo", "-url", "https://127.0.0.1:1"}, want: "-demo runs its own server and takes no -url"},
 		{name: "demo with no-cache", args: []string{"-demo", "-no-cache"}, want: "-demo runs its own server and takes no -no-cache"},
+		{name: "json and header", env: full, args: []string{"-json", "-header"}, want: "-json and -header are two ways to print the token"},
+		{name: "a plain run's flag before proxy", env: full, args: []string{"-json", "proxy"}, want: "econnect-token proxy takes no -json; drop it"},
+		{name: "a flag before fake", args: []string{"-no-cache", "fake"}, want: "econnect-token fake takes no -no-cache; drop it"},
+		{name: "flags before and after exec", env: full, args: []string{"-timeout", "0s", "exec", "-status", "3", "--", "true"}, want: "-timeout must be positive"},
+		{name: "proxy without url", args: []string{"proxy"}, want: "no server URL"},
+		{name: "proxy with a plain run's flag", env: full, args: []string{"proxy", "-json"}, want: "an unknown flag, or a flag without its value; run econnect-token proxy -h"},
+		{name: "proxy with an argument", env: full, args: []string{"proxy", "hunter2"}, want: "unexpected arguments after the flags"},
+		{name: "proxy on all interfaces", env: full, args: []string{"proxy", "-listen", ":8080"}, want: "-listen takes host:port with a loopback host"},
+		{name: "proxy plain http", env: full, args: []string{"proxy", "-url", "http://192.0.2.1:6009"}, want: "refusing plain http to 192.0.2.1:6009"},
+		{name: "exec without command", env: full, args: []string{"exec"}, want: "exec: no command to run"},
+		{name: "exec without command after --", env: full, args: []string{"exec", "--"}, want: "exec: no command to run"},
+		{name: "exec status 0", env: full, args: []string{"exec", "-status", "0", "--", "true"}, want: "-status takes an exit status from 1 to 255"},
+		{name: "exec status not a number", env: full, args: []string{"exec", "-status", "hunter2", "--", "true"}, want: "invalid value for -status"},
+		{name: "exec without password", env: noPassword, args: []string{"exec", "--", "true"}, want: "no password"},
+		{name: "fake with url", args: []string{"fake", "-url", "https://127.0.0.1:1"}, want: "an unknown flag, or a flag without its value; run econnect-token fake -h"},
+		{name: "fake on another host", args: []string{"fake", "-listen", "192.0.2.1:80"}, want: "-listen takes host:port with a loopback host"},
+		{name: "fake on a unix socket", args: []string{"fake", "-listen", "unix:/tmp/fake.sock"}, want: "fake listens on TCP only"},
+		{name: "fake lifetime under a second", args: []string{"fake", "-lifetime", "500ms"}, want: "-lifetime must be at least 1s"},
+		{name: "fake with an argument", args: []string{"fake", "hunter2"}, want: "fake takes no arguments"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -128,27 +162,16 @@ func TestRunDemo(t *testing.T) {
 	}
 }
 
-func TestFirstLine(t *testing.T) {
+func TestHeader(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		in, want string
-		wantErr  bool
-	}{
-		{in: "", want: ""},
-		{in: "pw", want: "pw"},
-		{in: "pw\n", want: "pw"},
-		{in: "pw\r\n", want: "pw"},
-		{in: " pw \t\n", want: " pw \t"},
-		{in: "pw\nsecond\n", want: "pw"},
-		{in: "\npw\n", want: ""},
-		{in: strings.Repeat("x", maxLine-1) + "\n", want: strings.Repeat("x", maxLine-1)},
-		{in: strings.Repeat("x", maxLine+1), wantErr: true},
+	s := newServer(t, false)
+	r := runInProcess(t, loginEnv(s), "", "-header")
+	tok, ok := strings.CutPrefix(r.stdout, "Authorization: Bearer ")
+	if r.code != exitOK || r.stderr != "" || !ok || !jwtLine.MatchString(tok) {
+		t.Fatalf("-header: exit %d, stdout %q, stderr %q; want 0 and one line \"Authorization: Bearer <JWT>\"", r.code, r.stdout, r.stderr)
 	}
-	for _, tt := range tests {
-		got, err := firstLine(t.Context(), strings.NewReader(tt.in))
-		if got != tt.want || (err != nil) != tt.wantErr {
-			t.Errorf("firstLine(%.20q) = %.20q, %v, want %.20q, error %t", tt.in, got, err, tt.want, tt.wantErr)
-		}
+	if name, err := s.VerifyToken(strings.TrimSpace(tok)); err != nil || name != testUser {
+		t.Errorf("VerifyToken(printed token) = %q, %v, want %q, nil", name, err, testUser)
 	}
 }
 
@@ -242,6 +265,13 @@ func TestOutputDoesNotDependOnThePassword(t *testing.T) {
 		{name: "wrong password, on stdin", srv: s, args: []string{"-password-stdin"}},
 		{name: "server failing", srv: failing},
 		{name: "bad flag", srv: s, args: []string{"-timeout", "5"}},
+		{name: "-header, wrong password", srv: s, args: []string{"-header"}},
+		{name: "proxy, wrong password", srv: s, args: []string{"proxy"}},
+		{name: "proxy, wrong password, on stdin", srv: s, args: []string{"proxy", "-password-stdin"}},
+		{name: "proxy, server failing", srv: failing, args: []string{"proxy"}},
+		{name: "exec, wrong password", srv: s, args: []string{"exec", "--", "true"}},
+		{name: "exec, wrong password, on stdin", srv: s, args: []string{"exec", "-password-stdin", "--", "true"}},
+		{name: "exec, server failing", srv: failing, args: []string{"exec", "--", "true"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -268,7 +298,13 @@ func TestOutputDoesNotDependOnThePassword(t *testing.T) {
 func TestHelpListsEveryFlag(t *testing.T) {
 	t.Parallel()
 	r := runInProcess(t, nil, "", "-h")
-	newFlagSet(&options{}).VisitAll(func(f *flag.Flag) {
+	newFlagSet(plainMode, &options{}).VisitAll(func(f *flag.Flag) {
+		if f.Usage == "" {
+			if strings.Contains(r.stdout, "-"+f.Name+" ") {
+				t.Errorf("-h lists the hidden -%s", f.Name)
+			}
+			return
+		}
 		if !strings.Contains(r.stdout, "  -"+f.Name+" ") && !strings.Contains(r.stdout, "  -"+f.Name+"\n") {
 			t.Errorf("-h does not list -%s", f.Name)
 		}
@@ -358,5 +394,5 @@ func TestNameMismatchHint(t *testing.T) {
 	env := loginEnv(s)
 	env["ECONNECT_URL"] = strings.Replace(s.URL, "127.0.0.1", "localhost", 1)
 	r := runInProcess(t, env, "", "-cacert", writeCACert(t, s))
-	checkFailure(t, r, exitAuth, "the server's certificate is for example.com, *.example.com, 127.0.0.1, ::1, not for localhost, the host in -url")
+	checkFailure(t, r, exitUsage, "the server's certificate is for example.com, *.example.com, 127.0.0.1, ::1, not for localhost, the host in -url")
 }
