@@ -432,17 +432,34 @@ func newSource(ctx context.Context, c *Config, saved *oauth2.Token) *source {
 	return s
 }
 
-// startFromShelf takes the stored token if it is newer than the one the
-// source starts from (TokenSourceFrom): one bounded load, before the source
-// is handed out.
+// startFromShelf starts the source from the newer of its token and the
+// stored one (TokenSourceFrom): one bounded load, before the source is
+// handed out. A starting token newer than what the store holds is saved,
+// as every new token of a source is, so that a token handed in from
+// elsewhere (a renewal made by hand) is shared too.
 func (s *source) startFromShelf() {
 	if s.shelf == nil {
 		return
 	}
-	if t, _ := s.fromShelf(plan{old: s.tok}); t != nil {
+	e, err := s.shelf.Load(s.ctx)
+	if err != nil {
+		return
+	}
+	if t := s.adoptable(e, plan{old: s.tok}); e.Token != "" && t != nil {
 		s.tok, s.life = t, t.timing.Lifetime
 		s.counts.adopted++
 		s.publishLocked()
+		return
+	}
+	if t := s.tok; t != nil && t.timing.State(s.clock.wall()).Usable() && e.Token != t.raw() &&
+		(e.Token == "" || tokenstore.Newer(claimsOf(t.raw()), e.Claims)) {
+		o := outcome{tok: t}
+		w := s.queueLocked(o)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.settle(o, w)
+		}()
 	}
 }
 

@@ -1060,7 +1060,7 @@ func TestFlush(t *testing.T) {
 
 // TestTokenSourceFromStore: a source started from a token takes the stored
 // one instead when it is newer by the JWT's claims, and keeps its own when
-// the stored one is older.
+// the stored one is older, and saves it for the others.
 func TestTokenSourceFromStore(t *testing.T) {
 	f := newFixture(t)
 	f.withStore(t)
@@ -1074,6 +1074,7 @@ func TestTokenSourceFromStore(t *testing.T) {
 	from := func(saved *oauth2.Token) *source {
 		s := f.source(t, saved)
 		s.startFromShelf()
+		settled(t, s)
 		return s
 	}
 	if got := mustToken(t, from(old)); got.raw() != newer.raw() {
@@ -1085,6 +1086,9 @@ func TestTokenSourceFromStore(t *testing.T) {
 	newest := mustToken(t, unsaved).oauth2Token()
 	if got := mustToken(t, from(newest)); got.raw() != newest.AccessToken {
 		t.Error("TokenSourceFrom(newer token) took the older stored one")
+	}
+	if got := mustToken(t, from(nil)); got.raw() != newest.AccessToken {
+		t.Error("a source started after TokenSourceFrom(newer token) did not find it in the store")
 	}
 	if st := f.stats(); st.Logins != 2 || st.Renewals != 1 {
 		t.Errorf("Stats = %+v, want the 2 logins and 1 renewal of the setup, nothing more", st)
