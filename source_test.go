@@ -13,9 +13,11 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -1177,5 +1179,165 @@ func TestTokenCallersInARow(t *testing.T) {
 	close(done)
 	if n := f.stats().Logins; n > 3 {
 		t.Errorf("Stats().Logins = %d for 20 Token calls, want at most 3", n)
+	}
+}
+
+// TestUnverifiedLayout: oauth2's cache is unwrapped only where a probe
+// found its source in exactly one field of the TokenSource type, whatever
+// the field's name. Any other holding (nested, held twice, not a pointer)
+// fails closed: TokenSource returns the package's own source, around which
+// a hand-built Transport still sends the token only to its origin and
+// heals a 401.
+func TestUnverifiedLayout(t *testing.T) {
+	for name, tt := range map[string]struct {
+		wrap  func(oauth2.TokenSource) oauth2.TokenSource
+		known bool
+	}{
+		"oauth2's own":  {func(ts oauth2.TokenSource) oauth2.TokenSource { return oauth2.ReuseTokenSource(nil, ts) }, true},
+		"another name":  {func(ts oauth2.TokenSource) oauth2.TokenSource { return &renamedCache{mu: &sync.Mutex{}, src: ts} }, true},
+		"nested":        {func(ts oauth2.TokenSource) oauth2.TokenSource { return &nestedCache{inner: &renamedCache{src: ts}} }, false},
+		"held twice":    {func(ts oauth2.TokenSource) oauth2.TokenSource { return &twiceCache{ts, ts} }, false},
+		"not a pointer": {func(ts oauth2.TokenSource) oauth2.TokenSource { return valueCache{ts} }, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := probeLayout(tt.wrap).known(); got != tt.known {
+				t.Errorf("probeLayout().known() = %t, want %t", got, tt.known)
+			}
+		})
+	}
+	f := newFixture(t)
+	s := f.source(t, nil)
+	ts := s.reuse(layout{field: -1})
+	if ts != oauth2.TokenSource(s) {
+		t.Fatalf("reuse(unknown layout) = %T, want the package's own source", ts)
+	}
+	other, requests, leaked := otherOriginServer(t)
+	hc := &http.Client{Transport: &Transport{Source: ts, Base: f.srv.Client().Transport}}
+	f.srv.Handle("GET /api/v1/ok", http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	get := func(url string) int {
+		resp, err := hc.Get(url)
+		if err != nil {
+			t.Fatalf("Get(%s) error = %v", url, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	get(f.srv.URL + "/api/v1/ok")
+	f.srv.RotateKey()
+	if code := get(f.srv.URL + "/api/v1/ok"); code != 200 || f.stats().Logins != 2 {
+		t.Errorf("after a key rotation: status %d with %d logins, want 200 and 2: the 401 healed", code, f.stats().Logins)
+	}
+	get(other)
+	if requests.Load() != 1 || leaked.Load() != 0 {
+		t.Errorf("another origin: %d requests, %d with the token; want 1 and 0", requests.Load(), leaked.Load())
+	}
+}
+
+// Caches holding their source as a future oauth2 might; the probe never
+// calls them.
+type (
+	renamedCache struct {
+		mu  *sync.Mutex
+		src oauth2.TokenSource
+	}
+	nestedCache struct{ inner *renamedCache }
+	twiceCache  struct{ a, b oauth2.TokenSource }
+	valueCache  struct{ src oauth2.TokenSource }
+)
+
+func (*renamedCache) Token() (*oauth2.Token, error) { return nil, errors.New("not called") }
+func (*nestedCache) Token() (*oauth2.Token, error)  { return nil, errors.New("not called") }
+func (*twiceCache) Token() (*oauth2.Token, error)   { return nil, errors.New("not called") }
+func (valueCache) Token() (*oauth2.Token, error)    { return nil, errors.New("not called") }
+
+// otherOriginServer starts a server on another origin that counts the
+// requests reaching it, and those with an Authorization header.
+func otherOriginServer(t *testing.T) (url string, requests, leaked *atomic.Int32) {
+	t.Helper()
+	requests, leaked = new(atomic.Int32), new(atomic.Int32)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		if r.Header.Get("Authorization") != "" {
+			leaked.Add(1)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, requests, leaked
+}
+
+// TestLoginHedgedOnlyOnceAccepted: a login is hedged only once the server
+// has accepted these credentials in this source, so that a slow server
+// never counts a wrong password twice toward the account's lockout;
+// renewals, and logins after that, are hedged.
+func TestLoginHedgedOnlyOnceAccepted(t *testing.T) {
+	f := newFixture(t)
+	f.cfg.Password = "wrong"
+	f.srv.SetLatency(100 * time.Millisecond)
+	s := f.source(t, nil)
+	s.hedge = 20 * time.Millisecond
+	if _, err := s.current(context.Background(), failFast); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("current() error = %v, want ErrBadCredentials", err)
+	}
+	if n := f.stats().Logins; n != 1 {
+		t.Errorf("a slow wrong-password login reached the server %d times, want 1: no hedge before the credentials are accepted", n)
+	}
+	f.cfg.Password = testPassword
+	s = f.source(t, nil)
+	s.hedge = 20 * time.Millisecond
+	tok := mustToken(t, s)
+	if n := f.stats().Logins; n != 2 {
+		t.Fatalf("Stats().Logins = %d, want 2 (the first login is not hedged)", n)
+	}
+	f.srv.SetLatency(0)
+	f.srv.FailLogin(1, econnecttest.Fault{Hang: true})
+	s.refused(tok)
+	if got := mustToken(t, s); got == tok {
+		t.Fatal("no new token after the refusal")
+	}
+	if n := f.stats().Logins; n != 4 {
+		t.Errorf("Stats().Logins = %d, want 4: the re-login hung and its hedge answered", n)
+	}
+}
+
+// TestBusyClientRefusedFreshToken: with 50 requests in flight, the server
+// refuses the old token and the first fresh one; the spacing of 401-driven
+// logins doubles once for that fresh token, not once per request that saw
+// it, so the next login comes a second later and heals.
+func TestBusyClientRefusedFreshToken(t *testing.T) {
+	f := newFixture(t)
+	var mu sync.Mutex
+	var seen []string
+	f.srv.Handle("POST /api/v1/strict", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		jwt := r.Header.Get("Authorization")
+		if !slices.Contains(seen, jwt) {
+			seen = append(seen, jwt)
+		}
+		if i := slices.Index(seen, jwt); i < 2 {
+			w.WriteHeader(http.StatusUnauthorized) // the first two tokens it sees
+		}
+	}))
+	hc := &http.Client{Transport: &Transport{Source: f.source(t, nil), Base: f.srv.Client().Transport}}
+	post := func() int {
+		resp, err := hc.Post(f.srv.URL+"/api/v1/strict", "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Errorf("Post() error = %v", err)
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	testkit.Parallel(50, func(int) {
+		if code := post(); code != http.StatusUnauthorized {
+			t.Errorf("status %d while the first two tokens are refused, want 401", code)
+		}
+	})
+	if n := f.stats().Logins; n != 2 {
+		t.Errorf("Stats().Logins = %d, want 2: the first and one for 50 refusals", n)
+	}
+	f.clk.Advance(time.Second)
+	if code := post(); code != http.StatusOK || f.stats().Logins != 3 {
+		t.Errorf("a second later: status %d with %d logins, want 200 after one more login", code, f.stats().Logins)
 	}
 }

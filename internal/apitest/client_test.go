@@ -198,3 +198,38 @@ func TestPatientRequest(t *testing.T) {
 		t.Errorf("server saw %d logins, want 2: one at the end of the backoff", n)
 	}
 }
+
+// TestRefusalWithBodyHeldOpen: a 401 whose body the server never finishes
+// does not stall the retry: the refused answer is closed, not drained, and
+// the retry with the new token answers, on HTTP/1.1 and HTTP/2.
+func TestRefusalWithBodyHeldOpen(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("HTTP/2 %t", h2), func(t *testing.T) {
+			srv := econnecttest.NewUnstartedServer()
+			srv.EnableHTTP2 = h2
+			srv.StartTLS()
+			t.Cleanup(srv.Close)
+			srv.AddUser(testUser, testPassword)
+			var first atomic.Bool
+			srv.Handle("GET /api/v1/slow401", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if first.CompareAndSwap(false, true) {
+					w.WriteHeader(http.StatusUnauthorized)
+					io.WriteString(w, "refused, and more to come")
+					http.NewResponseController(w).Flush()
+					<-r.Context().Done() // the body never ends
+					return
+				}
+				io.WriteString(w, "ok")
+			}))
+			ctx := context.WithValue(context.Background(), oauth2.HTTPClient, srv.Client())
+			cfg := econnect.Config{BaseURL: srv.URL, Username: testUser, Password: testPassword}
+			code, err := getWithin(cfg.Client(ctx), srv.URL+"/api/v1/slow401", 10*time.Second)
+			if err != nil || code != http.StatusOK {
+				t.Errorf("GET after a 401 with its body held open: %d, %v; want 200 from the retry", code, err)
+			}
+			if n := srv.Stats().Logins; n != 2 {
+				t.Errorf("server saw %d logins, want 2", n)
+			}
+		})
+	}
+}

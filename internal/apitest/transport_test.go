@@ -3,6 +3,7 @@ package apitest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -39,11 +40,12 @@ func TestTransportContract(t *testing.T) {
 	if idle.n != 1 {
 		t.Errorf("http.Client.CloseIdleConnections reached Base %d times, want 1", idle.n)
 	}
-	for _, src := range []oauth2.TokenSource{nil, failingSource{}} {
+	var typedNil *nilSource
+	for _, src := range []oauth2.TokenSource{nil, failingSource{}, typedNil, panicking{}} {
 		body := &closeCounter{Reader: strings.NewReader("x")}
 		req, _ := http.NewRequest(http.MethodPost, "https://identities.example.com/", body)
 		rec := &recorder{}
-		resp, err := (&econnect.Transport{Source: src, Base: rec}).RoundTrip(req)
+		resp, err := roundTripRecovered(&econnect.Transport{Source: src, Base: rec}, req)
 		if err == nil || resp != nil || body.closed.Load() != 1 || len(rec.calls()) != 0 {
 			t.Errorf("RoundTrip with source %T = %v, %v, body closed %d times, %d sent; want an error, no response, 1 close, none sent",
 				src, resp, err, body.closed.Load(), len(rec.calls()))
@@ -70,6 +72,27 @@ func TestTransportContract(t *testing.T) {
 	if diff := cmp.Diff(before, req.Header); diff != "" {
 		t.Errorf("RoundTrip changed the caller's request headers (-before +after):\n%s", diff)
 	}
+}
+
+// nilSource is a token source whose nil pointer cannot give a token.
+type nilSource struct{ tok *oauth2.Token }
+
+func (s *nilSource) Token() (*oauth2.Token, error) { return s.tok, nil }
+
+// panicking is a token source that panics, as a typed nil often does.
+type panicking struct{}
+
+func (panicking) Token() (*oauth2.Token, error) { panic("no token") }
+
+// roundTripRecovered is RoundTrip, with a panic turned into an error: the
+// body must be closed either way, as oauth2.Transport closes it.
+func roundTripRecovered(tr http.RoundTripper, req *http.Request) (resp *http.Response, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			resp, err = nil, fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return tr.RoundTrip(req)
 }
 
 // TestHandBuiltTransport: a Transport built by hand around
