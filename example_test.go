@@ -1,13 +1,21 @@
 package econnect_test
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"strings"
 	"time"
 
@@ -199,4 +207,136 @@ func ExampleParseToken() {
 	}
 	fmt.Println(tok.Extra("username"), tok.Expiry.UTC().Format(time.RFC3339))
 	// Output: camera-1 2025-11-29T13:00:00Z
+}
+
+// With a Store, a restarted program takes the token it saved instead of
+// logging in again: here two sources in turn, as two runs of a program
+// would be, share one login through a DirStore.
+func ExampleDirStore() {
+	srv := econnecttest.NewServer()
+	defer srv.Close()
+	srv.AddUser("camera-1", "s3cret")
+	dir, err := os.MkdirTemp("", "econnect-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	ctx := context.Background()
+	for run := 1; run <= 2; run++ {
+		cfg := &econnect.Config{BaseURL: srv.URL, Username: "camera-1", Password: "s3cret",
+			Store: econnect.DirStore(dir)}
+		ts := cfg.TokenSource(ctx)
+		if _, err := ts.Token(); err != nil {
+			log.Fatal(err)
+		}
+		econnect.Flush(ctx, ts) // the token is saved before the program exits
+		fmt.Println("run", run, "logins so far:", srv.Stats().Logins)
+	}
+	// Output:
+	// run 1 logins so far: 1
+	// run 2 logins so far: 1
+}
+
+// sealed encrypts what a Store keeps, with an AEAD of your key management:
+// the stored token is then useless to whoever reads the store. It forwards
+// Lock, so that sources keep the lease; a wrapper without Lock loses it.
+type sealed struct {
+	econnect.Store
+	aead cipher.AEAD
+}
+
+func (s sealed) Save(ctx context.Context, key string, v []byte, ttl time.Duration) error {
+	nonce := make([]byte, s.aead.NonceSize())
+	rand.Read(nonce)
+	return s.Store.Save(ctx, key, s.aead.Seal(nonce, nonce, v, []byte(key)), ttl)
+}
+
+func (s sealed) Load(ctx context.Context, key string) ([]byte, error) {
+	b, err := s.Store.Load(ctx, key)
+	if err != nil || len(b) < s.aead.NonceSize() {
+		return nil, cmp.Or(err, errors.New("sealed: value too short"))
+	}
+	return s.aead.Open(nil, b[:s.aead.NonceSize()], b[s.aead.NonceSize():], []byte(key))
+}
+
+func (s sealed) Lock(ctx context.Context, key string, ttl time.Duration) (func(), error) {
+	l, ok := s.Store.(econnect.Locker)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	return l.Lock(ctx, key, ttl)
+}
+
+// A Store can be wrapped, here to encrypt the tokens it keeps.
+func ExampleStore_encrypted() {
+	srv := econnecttest.NewServer()
+	defer srv.Close()
+	srv.AddUser("camera-1", "s3cret")
+	key := make([]byte, 32) // in production: from your key management, never beside the store
+	rand.Read(key)
+	block, _ := aes.NewCipher(key)
+	aead, _ := cipher.NewGCM(block)
+	inner := econnecttest.NewStore()
+	defer inner.Close()
+
+	ctx := context.Background()
+	cfg := &econnect.Config{BaseURL: srv.URL, Username: "camera-1", Password: "s3cret", Store: sealed{inner, aead}}
+	ts := cfg.TokenSource(ctx)
+	tok, err := ts.Token()
+	if err != nil {
+		log.Fatal(err)
+	}
+	econnect.Flush(ctx, ts)
+	stored, _ := inner.Value(inner.Keys()[0])
+	fmt.Println("the store holds the token in clear:", bytes.Contains(stored, []byte(tok.AccessToken)))
+
+	again, err := cfg.TokenSource(ctx).Token() // a restart
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("restart got the same token:", again.AccessToken == tok.AccessToken, "logins:", srv.Stats().Logins)
+	// Output:
+	// the store holds the token in clear: false
+	// restart got the same token: true logins: 1
+}
+
+// StatusOf serves a health check: where the source stands and what it has
+// done, without a secret.
+func ExampleStatusOf() {
+	srv := econnecttest.NewServer()
+	defer srv.Close()
+	srv.AddUser("camera-1", "s3cret")
+	cfg := &econnect.Config{BaseURL: srv.URL, Username: "camera-1", Password: "s3cret"}
+	client := cfg.Client(context.Background())
+
+	health := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st, _ := econnect.StatusOf(client.Transport.(*econnect.Transport).Source)
+		if st.State != "fresh" && st.State != "due" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		json.NewEncoder(w).Encode(st)
+	}))
+	defer health.Close()
+	show := func() {
+		resp, err := http.Get(health.URL)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var st econnect.Status
+		json.NewDecoder(resp.Body).Decode(&st)
+		fmt.Println(resp.StatusCode, st.State, "logins:", st.Logins)
+	}
+
+	show()
+	resp, err := client.Post(srv.URL+"/api/v1/faceEdge/publish", "application/json", strings.NewReader(face))
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp.Body.Close()
+	show()
+	// Output:
+	// 503 none logins: 0
+	// 200 fresh logins: 1
 }
