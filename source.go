@@ -403,6 +403,7 @@ type source struct {
 	// hold the last of N callers N times as long.
 	declined    time.Duration
 	replacement *token        // the token a 401-driven login brought, if it is current
+	replacedAt  time.Duration // when it came, a monotonic reading
 	refusedJWT  string        // the last JWT seen refused: never taken from the store
 	saved       chan struct{} // closed when the store work queued last is done; nil: none queued
 	counts      counts
@@ -952,7 +953,7 @@ func (s *source) acceptLocked(p plan, o outcome) event {
 	s.tok, s.suspect, s.life = o.tok, false, o.tok.timing.Lifetime
 	s.replacement = nil
 	if p.afterRefusal {
-		s.replacement = o.tok
+		s.replacement, s.replacedAt = o.tok, s.clock.mono()
 	}
 	if o.calls.logins > 0 && !o.adopted {
 		s.accepted = true
@@ -1010,7 +1011,9 @@ func (s *source) holdLocked(ra time.Duration) {
 // unless a replacement happened less than its spacing ago: then the
 // refusal goes back as it is. The spacing is a second, doubled for each
 // fresh token the server refuses in turn, up to 30 s: per refused token,
-// however many requests saw it.
+// however many requests saw it. A token is fresh for 30 s after the
+// 401-driven login that brought it; the refusal of any other token starts
+// the spacing again from a second.
 func (s *source) refused(t *token) bool {
 	s.mu.Lock()
 	if s.tok != t || s.suspect {
@@ -1023,11 +1026,14 @@ func (s *source) refused(t *token) bool {
 		return false
 	}
 	var ev event
-	if t == s.replacement {
+	switch {
+	case t == s.replacement && now-s.replacedAt < policy.MaxTransient:
 		s.relogin.Fails++ // the server refused a fresh token too
 		if s.relogin.Fails == 1 {
 			ev = event{slog.LevelWarn, "econnect: the server refused a fresh token; spacing out logins on 401", nil}
 		}
+	default:
+		s.relogin.Fails = 0
 	}
 	s.suspect, s.refusedJWT = true, t.raw()
 	s.relogin.Until = now + policy.Jitter(policy.Doubling(s.relogin.Fails+1, policy.MaxTransient), s.clock.rand())

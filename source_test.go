@@ -1341,3 +1341,32 @@ func TestBusyClientRefusedFreshToken(t *testing.T) {
 		t.Errorf("a second later: status %d with %d logins, want 200 after one more login", code, f.stats().Logins)
 	}
 }
+
+// TestRefusalSpacingStartsAgain: the 401 spacing doubles only for fresh
+// tokens refused in turn; the refusal of a token that served for a while
+// (as Invalidate reports one, with no retry to say the token before was
+// accepted) starts it again from a second.
+func TestRefusalSpacingStartsAgain(t *testing.T) {
+	f := newFixture(t)
+	s := f.source(t, nil)
+	refuse := func(step string, want bool) *token {
+		t.Helper()
+		tok := mustToken(t, s)
+		if got := s.refused(tok); got != want {
+			t.Fatalf("%s: refused() = %t, want %t", step, got, want)
+		}
+		return tok
+	}
+	refuse("first refusal", true)
+	f.clk.Advance(time.Second)
+	refuse("a fresh token refused a second later", true) // the spacing doubles: 2 s
+	f.clk.Advance(time.Second)
+	refuse("a second later, inside the 2 s", false)
+	f.clk.Advance(time.Minute)
+	refuse("a token that served a minute", true) // the spacing starts again: 1 s
+	f.clk.Advance(time.Second)
+	refuse("its replacement, a second later", true)
+	if n := f.stats().Logins; n != 4 {
+		t.Errorf("Stats().Logins = %d, want 4", n)
+	}
+}

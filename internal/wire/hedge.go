@@ -19,7 +19,10 @@ import (
 // registers the clone's connections in the original's pool). A client
 // whose transport is not an *http.Transport (a tracing or retrying wrapper)
 // cannot be given a new connection below its wrapper: its calls are not
-// hedged.
+// hedged. The hedge heals the auth call, not the pool: a request sent after
+// it on an HTTP/2 connection that stopped answering can still ride that
+// connection, until the transport's own HTTP/2 health check
+// (http.HTTP2Config.SendPingTimeout) closes it.
 
 // canHedge reports whether an attempt through hc can be given a connection
 // of its own.
