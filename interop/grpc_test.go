@@ -64,14 +64,14 @@ func TestGRPCRenewals(t *testing.T) {
 // every RPC fails with codes.Unauthenticated until the renewal point, where
 // the refused renewal makes the source log in again: up to half the token's
 // lifetime. The recovery is reauth, the interceptor of Example_reauth: on
-// Unauthenticated, replace the source with a fresh cfg.TokenSource, which
-// logs in, and retry once.
+// Unauthenticated, it reports the refused token to its source, which logs
+// in, and retries once.
 func TestGRPCKeyRotation(t *testing.T) {
 	srv := newTLSServer(t)
 	cfg, ctx := setup(t, srv)
 	g := startGRPC(t, srv)
 	plain := g.dial(t, grpc.WithPerRPCCredentials(oauth.TokenSource{TokenSource: cfg.TokenSource(ctx)}))
-	healing := g.dial(t, grpc.WithUnaryInterceptor(reauth(ctx, cfg)))
+	healing := g.dial(t, grpc.WithUnaryInterceptor(reauth(cfg.TokenSource(ctx))))
 	for name, c := range map[string]healthpb.HealthClient{"plain": plain, "reauth": healing} {
 		if err := check(ctx, c); err != nil {
 			t.Fatalf("%s: Check() error = %v", name, err)
@@ -86,19 +86,43 @@ func TestGRPCKeyRotation(t *testing.T) {
 		}
 	}
 	checkStats(t, srv, econnecttest.Stats{Logins: 2}) // the plain source never learns
+	for i := range 3 {
+		if err := check(ctx, healing); err != nil {
+			t.Errorf("reauth, after RotateKey: Check() #%d error = %v", i+1, err)
+		}
+	}
+	checkStats(t, srv, econnecttest.Stats{Logins: 3})
+}
 
-	// Concurrent RPCs, whether they see the refusal or start after the
-	// source was replaced, all succeed for one new login.
+// TestGRPCReauthConcurrent: 50 concurrent RPCs that all see their token
+// refused after a key rotation all succeed on their retry, for one login.
+func TestGRPCReauthConcurrent(t *testing.T) {
+	srv := newTLSServer(t)
+	cfg, ctx := setup(t, srv)
+	g := startGRPC(t, srv)
+	client := g.dial(t, grpc.WithUnaryInterceptor(reauth(cfg.TokenSource(ctx))))
+	if err := check(ctx, client); err != nil {
+		t.Fatalf("before the rotation: Check() error = %v", err)
+	}
+
+	const rpcs = 50
+	srv.RotateKey()
+	g.holdRefusals(rpcs) // no RPC recovers before all have been refused
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	var wg sync.WaitGroup
-	for range 16 {
+	for range rpcs {
 		wg.Go(func() {
-			if err := check(ctx, healing); err != nil {
-				t.Errorf("reauth, after RotateKey: Check() error = %v", err)
+			if err := check(ctx, client); err != nil {
+				t.Errorf("after RotateKey: Check() error = %v", err)
 			}
 		})
 	}
 	wg.Wait()
-	checkStats(t, srv, econnecttest.Stats{Logins: 3})
+	if got := g.refused.Load(); got != rpcs {
+		t.Errorf("the service refused %d RPCs, want %d", got, rpcs)
+	}
+	checkStats(t, srv, econnecttest.Stats{Logins: 2})
 }
 
 // TestGRPCReauthKeepsBackoff checks that the recovery of reauth does not
@@ -109,7 +133,7 @@ func TestGRPCReauthKeepsBackoff(t *testing.T) {
 	cfg, ctx := setup(t, srv)
 	cfg.Password = "wrong"
 	g := startGRPC(t, srv)
-	client := g.dial(t, grpc.WithUnaryInterceptor(reauth(ctx, cfg)))
+	client := g.dial(t, grpc.WithUnaryInterceptor(reauth(cfg.TokenSource(ctx))))
 	for i := range 5 {
 		if err := check(ctx, client); status.Code(err) != codes.Unauthenticated {
 			t.Errorf("Check() #%d error = %v, want code Unauthenticated", i+1, err)
@@ -117,6 +141,100 @@ func TestGRPCReauthKeepsBackoff(t *testing.T) {
 	}
 	// The login backoff lasts at least 0.8 s, far longer than the 5 RPCs.
 	checkStats(t, srv, econnecttest.Stats{Logins: 1, Refused: 1})
+	if got := g.refused.Load(); got != 0 {
+		t.Errorf("the service saw %d RPCs, want 0: none has a token to send", got)
+	}
+}
+
+// TestGRPCReauthDeadline: an RPC that waits for a login waits no longer
+// than its own deadline, 100 ms here, while logins fail or hang, and
+// returns a gRPC status: the refusal it saw, or DeadlineExceeded when it
+// never had a token. A token source's Token, which knows no RPC, would
+// wait out the next attempt of a failed login (1 s later) or a hung login
+// (30 s).
+func TestGRPCReauthDeadline(t *testing.T) {
+	tests := []struct {
+		name   string
+		warm   bool // log in and rotate the key first, so that the RPC is refused
+		fault  econnecttest.Fault
+		want   codes.Code
+		logins int
+	}{
+		{"at a cold start, logins hang", false, econnecttest.Fault{Hang: true}, codes.DeadlineExceeded, 1},
+		{"after a key rotation, logins answer 503", true, econnecttest.Fault{Status: 503}, codes.Unauthenticated, 2},
+		{"after a key rotation, logins hang", true, econnecttest.Fault{Hang: true}, codes.Unauthenticated, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newTLSServer(t)
+			cfg, ctx := setup(t, srv)
+			g := startGRPC(t, srv)
+			client := g.dial(t, grpc.WithUnaryInterceptor(reauth(cfg.TokenSource(ctx))))
+			if tt.warm {
+				if err := check(ctx, client); err != nil {
+					t.Fatalf("before the rotation: Check() error = %v", err)
+				}
+				srv.RotateKey()
+			}
+			srv.FailLogin(5, tt.fault)
+
+			const deadline = 100 * time.Millisecond
+			rctx, cancel := context.WithTimeout(ctx, deadline)
+			defer cancel()
+			start := time.Now()
+			err := check(rctx, client)
+			took := time.Since(start)
+			if st, ok := status.FromError(err); !ok || st.Code() != tt.want {
+				t.Errorf("Check() error = %v, want a status with code %v", err, tt.want)
+			}
+			// A bound far above the deadline, for a loaded machine, and
+			// below the next login attempt.
+			if took > deadline+900*time.Millisecond {
+				t.Errorf("Check() returned after %v, want by its %v deadline", took, deadline)
+			}
+			if got := srv.Stats().Logins; got != tt.logins {
+				t.Errorf("Stats().Logins = %d, want %d", got, tt.logins)
+			}
+		})
+	}
+}
+
+// TestGRPCReauthSpacesRefusals: against a service that refuses every
+// token, RPCs over 3 s cause about one login a second, not one per RPC,
+// and an RPC is retried only when its source brought a new token.
+func TestGRPCReauthSpacesRefusals(t *testing.T) {
+	t.Parallel()
+	srv := newTLSServer(t)
+	cfg, ctx := setup(t, srv)
+	g := startGRPC(t, srv)
+	g.refuseAll.Store(true)
+	client := g.dial(t, grpc.WithUnaryInterceptor(reauth(cfg.TokenSource(ctx))))
+
+	pace := time.NewTicker(5 * time.Millisecond)
+	defer pace.Stop()
+	start := time.Now()
+	rpcs := 0
+	for time.Since(start) < 3*time.Second {
+		if err := check(ctx, client); status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("RPC %d: Check() error = %v, want code Unauthenticated", rpcs+1, err)
+		}
+		rpcs++
+		<-pace.C
+	}
+	took := time.Since(start)
+
+	logins := srv.Stats().Logins
+	// The first login, then one at the first refusal, then one a second at
+	// most, doubling while the server refuses each new token.
+	if most := 2 + int(took/time.Second); logins < 2 || logins > most {
+		t.Errorf("%d RPCs over %v caused %d logins, want 2 to %d", rpcs, took.Round(time.Millisecond), logins, most)
+	}
+	// Each RPC is sent once, and once more after each login a refusal
+	// caused: the first login was the first RPC's own.
+	if got, want := int(g.refused.Load()), rpcs+logins-1; got != want {
+		t.Errorf("the service saw %d RPCs, want %d: %d RPCs and %d retries", got, want, rpcs, logins-1)
+	}
 }
 
 // check calls the health service once.

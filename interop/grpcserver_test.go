@@ -8,9 +8,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"math/big"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,8 +34,15 @@ type grpcServer struct {
 	roots *x509.CertPool // trusts the server's certificate
 	stop  func() error   // stops the server, and returns what Serve returned
 
-	mu     sync.Mutex // guards tokens
+	// refuseAll, when set, makes the server refuse every token, as a
+	// service configured for another issuer would.
+	refuseAll atomic.Bool
+	// refused counts the RPCs refused with codes.Unauthenticated.
+	refused atomic.Int32
+
+	mu     sync.Mutex // guards tokens and held
 	tokens map[string]bool
+	held   *barrier // holds refusals, or nil
 }
 
 // startGRPC starts a grpcServer, stopped when the test ends.
@@ -88,8 +97,11 @@ func (g *grpcServer) checkBearer(srv *econnecttest.Server) grpc.UnaryServerInter
 		}
 		tok := bearer(auth[0])
 		name, err := srv.VerifyToken(tok)
+		if err == nil && g.refuseAll.Load() {
+			err = errors.New("this service refuses every token")
+		}
 		if err != nil {
-			return nil, status.Error(codes.Unauthenticated, err.Error())
+			return nil, g.refuse(ctx, err)
 		}
 		if name != username {
 			return nil, status.Errorf(codes.PermissionDenied, "token names %q, want %q", name, username)
@@ -98,6 +110,49 @@ func (g *grpcServer) checkBearer(srv *econnecttest.Server) grpc.UnaryServerInter
 		g.tokens[tok] = true
 		g.mu.Unlock()
 		return handler(ctx, req)
+	}
+}
+
+// refuse counts a refusal and returns it, once the barrier set by
+// holdRefusals, if any, lets it go.
+func (g *grpcServer) refuse(ctx context.Context, err error) error {
+	g.refused.Add(1)
+	g.mu.Lock()
+	b := g.held
+	g.mu.Unlock()
+	if b != nil {
+		b.arrive(ctx)
+	}
+	return status.Error(codes.Unauthenticated, err.Error())
+}
+
+// holdRefusals holds the next n refusals until all n are made, so that n
+// concurrent RPCs all see their token refused before any of them recovers.
+// Later refusals go through at once.
+func (g *grpcServer) holdRefusals(n int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.held = &barrier{left: n, all: make(chan struct{})}
+}
+
+// barrier holds those who arrive until a number of them have.
+type barrier struct {
+	mu   sync.Mutex // guards left
+	left int        // arrivals still awaited
+	all  chan struct{}
+}
+
+// arrive waits until the last awaited arrival, or ctx ends.
+func (b *barrier) arrive(ctx context.Context) {
+	b.mu.Lock()
+	b.left--
+	if b.left == 0 {
+		close(b.all)
+	}
+	b.mu.Unlock()
+	select {
+	case <-b.all:
+	case <-ctx.Done():
 	}
 }
 
