@@ -5,6 +5,7 @@
 //
 // It is a module of its own, so that these libraries never reach the
 // go.mod of econnect. It holds only tests, to read as usage examples, and
-// Example_reauth: the recipe for gRPC clients that must recover at once
-// when the server refuses a token.
+// two recipes: Example_reauth, for gRPC clients that must recover at once
+// when the server refuses a token, and Example_health, a health endpoint
+// that serves a token source's status.
 package interop

@@ -2,15 +2,7 @@ package interop
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
-	"math/big"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -18,11 +10,8 @@ import (
 	"github.com/econnect-oss/econnect/econnecttest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/oauth"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -75,14 +64,14 @@ func TestGRPCRenewals(t *testing.T) {
 // every RPC fails with codes.Unauthenticated until the renewal point, where
 // the refused renewal makes the source log in again: up to half the token's
 // lifetime. The recovery is reauth, the interceptor of Example_reauth: on
-// Unauthenticated, replace the source with a fresh cfg.TokenSource, which
-// logs in, and retry once.
+// Unauthenticated, it reports the refused token to its source, which logs
+// in, and retries once.
 func TestGRPCKeyRotation(t *testing.T) {
 	srv := newTLSServer(t)
 	cfg, ctx := setup(t, srv)
 	g := startGRPC(t, srv)
 	plain := g.dial(t, grpc.WithPerRPCCredentials(oauth.TokenSource{TokenSource: cfg.TokenSource(ctx)}))
-	healing := g.dial(t, grpc.WithUnaryInterceptor(reauth(ctx, cfg)))
+	healing := g.dial(t, grpc.WithUnaryInterceptor(reauth(cfg.TokenSource(ctx))))
 	for name, c := range map[string]healthpb.HealthClient{"plain": plain, "reauth": healing} {
 		if err := check(ctx, c); err != nil {
 			t.Fatalf("%s: Check() error = %v", name, err)
@@ -97,19 +86,43 @@ func TestGRPCKeyRotation(t *testing.T) {
 		}
 	}
 	checkStats(t, srv, econnecttest.Stats{Logins: 2}) // the plain source never learns
+	for i := range 3 {
+		if err := check(ctx, healing); err != nil {
+			t.Errorf("reauth, after RotateKey: Check() #%d error = %v", i+1, err)
+		}
+	}
+	checkStats(t, srv, econnecttest.Stats{Logins: 3})
+}
 
-	// Concurrent RPCs, whether they see the refusal or start after the
-	// source was replaced, all succeed for one new login.
+// TestGRPCReauthConcurrent: 50 concurrent RPCs that all see their token
+// refused after a key rotation all succeed on their retry, for one login.
+func TestGRPCReauthConcurrent(t *testing.T) {
+	srv := newTLSServer(t)
+	cfg, ctx := setup(t, srv)
+	g := startGRPC(t, srv)
+	client := g.dial(t, grpc.WithUnaryInterceptor(reauth(cfg.TokenSource(ctx))))
+	if err := check(ctx, client); err != nil {
+		t.Fatalf("before the rotation: Check() error = %v", err)
+	}
+
+	const rpcs = 50
+	srv.RotateKey()
+	g.holdRefusals(rpcs) // no RPC recovers before all have been refused
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	var wg sync.WaitGroup
-	for range 16 {
+	for range rpcs {
 		wg.Go(func() {
-			if err := check(ctx, healing); err != nil {
-				t.Errorf("reauth, after RotateKey: Check() error = %v", err)
+			if err := check(ctx, client); err != nil {
+				t.Errorf("after RotateKey: Check() error = %v", err)
 			}
 		})
 	}
 	wg.Wait()
-	checkStats(t, srv, econnecttest.Stats{Logins: 3})
+	if got := g.refused.Load(); got != rpcs {
+		t.Errorf("the service refused %d RPCs, want %d", got, rpcs)
+	}
+	checkStats(t, srv, econnecttest.Stats{Logins: 2})
 }
 
 // TestGRPCReauthKeepsBackoff checks that the recovery of reauth does not
@@ -120,7 +133,7 @@ func TestGRPCReauthKeepsBackoff(t *testing.T) {
 	cfg, ctx := setup(t, srv)
 	cfg.Password = "wrong"
 	g := startGRPC(t, srv)
-	client := g.dial(t, grpc.WithUnaryInterceptor(reauth(ctx, cfg)))
+	client := g.dial(t, grpc.WithUnaryInterceptor(reauth(cfg.TokenSource(ctx))))
 	for i := range 5 {
 		if err := check(ctx, client); status.Code(err) != codes.Unauthenticated {
 			t.Errorf("Check() #%d error = %v, want code Unauthenticated", i+1, err)
@@ -128,6 +141,100 @@ func TestGRPCReauthKeepsBackoff(t *testing.T) {
 	}
 	// The login backoff lasts at least 0.8 s, far longer than the 5 RPCs.
 	checkStats(t, srv, econnecttest.Stats{Logins: 1, Refused: 1})
+	if got := g.refused.Load(); got != 0 {
+		t.Errorf("the service saw %d RPCs, want 0: none has a token to send", got)
+	}
+}
+
+// TestGRPCReauthDeadline: an RPC that waits for a login waits no longer
+// than its own deadline, 100 ms here, while logins fail or hang, and
+// returns a gRPC status: the refusal it saw, or DeadlineExceeded when it
+// never had a token. A token source's Token, which knows no RPC, would
+// wait out the next attempt of a failed login (1 s later) or a hung login
+// (30 s).
+func TestGRPCReauthDeadline(t *testing.T) {
+	tests := []struct {
+		name   string
+		warm   bool // log in and rotate the key first, so that the RPC is refused
+		fault  econnecttest.Fault
+		want   codes.Code
+		logins int
+	}{
+		{"at a cold start, logins hang", false, econnecttest.Fault{Hang: true}, codes.DeadlineExceeded, 1},
+		{"after a key rotation, logins answer 503", true, econnecttest.Fault{Status: 503}, codes.Unauthenticated, 2},
+		{"after a key rotation, logins hang", true, econnecttest.Fault{Hang: true}, codes.Unauthenticated, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newTLSServer(t)
+			cfg, ctx := setup(t, srv)
+			g := startGRPC(t, srv)
+			client := g.dial(t, grpc.WithUnaryInterceptor(reauth(cfg.TokenSource(ctx))))
+			if tt.warm {
+				if err := check(ctx, client); err != nil {
+					t.Fatalf("before the rotation: Check() error = %v", err)
+				}
+				srv.RotateKey()
+			}
+			srv.FailLogin(5, tt.fault)
+
+			const deadline = 100 * time.Millisecond
+			rctx, cancel := context.WithTimeout(ctx, deadline)
+			defer cancel()
+			start := time.Now()
+			err := check(rctx, client)
+			took := time.Since(start)
+			if st, ok := status.FromError(err); !ok || st.Code() != tt.want {
+				t.Errorf("Check() error = %v, want a status with code %v", err, tt.want)
+			}
+			// A bound far above the deadline, for a loaded machine, and
+			// below the next login attempt.
+			if took > deadline+900*time.Millisecond {
+				t.Errorf("Check() returned after %v, want by its %v deadline", took, deadline)
+			}
+			if got := srv.Stats().Logins; got != tt.logins {
+				t.Errorf("Stats().Logins = %d, want %d", got, tt.logins)
+			}
+		})
+	}
+}
+
+// TestGRPCReauthSpacesRefusals: against a service that refuses every
+// token, RPCs over 3 s cause about one login a second, not one per RPC,
+// and an RPC is retried only when its source brought a new token.
+func TestGRPCReauthSpacesRefusals(t *testing.T) {
+	t.Parallel()
+	srv := newTLSServer(t)
+	cfg, ctx := setup(t, srv)
+	g := startGRPC(t, srv)
+	g.refuseAll.Store(true)
+	client := g.dial(t, grpc.WithUnaryInterceptor(reauth(cfg.TokenSource(ctx))))
+
+	pace := time.NewTicker(5 * time.Millisecond)
+	defer pace.Stop()
+	start := time.Now()
+	rpcs := 0
+	for time.Since(start) < 3*time.Second {
+		if err := check(ctx, client); status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("RPC %d: Check() error = %v, want code Unauthenticated", rpcs+1, err)
+		}
+		rpcs++
+		<-pace.C
+	}
+	took := time.Since(start)
+
+	logins := srv.Stats().Logins
+	// The first login, then one at the first refusal, then one a second at
+	// most, doubling while the server refuses each new token.
+	if most := 2 + int(took/time.Second); logins < 2 || logins > most {
+		t.Errorf("%d RPCs over %v caused %d logins, want 2 to %d", rpcs, took.Round(time.Millisecond), logins, most)
+	}
+	// Each RPC is sent once, and once more after each login a refusal
+	// caused: the first login was the first RPC's own.
+	if got, want := int(g.refused.Load()), rpcs+logins-1; got != want {
+		t.Errorf("the service saw %d RPCs, want %d: %d RPCs and %d retries", got, want, rpcs, logins-1)
+	}
 }
 
 // check calls the health service once.
@@ -140,131 +247,4 @@ func check(ctx context.Context, c healthpb.HealthClient) error {
 		return fmt.Errorf("status %v, want SERVING", resp.GetStatus())
 	}
 	return nil
-}
-
-// grpcServer is a gRPC server on loopback with TLS. It serves the standard
-// health service behind a unary interceptor that checks bearer tokens with
-// the econnecttest server, as a real service would.
-type grpcServer struct {
-	addr  string
-	roots *x509.CertPool // trusts the server's certificate
-	stop  func() error   // stops the server, and returns what Serve returned
-
-	mu     sync.Mutex // guards tokens
-	tokens map[string]bool
-}
-
-// startGRPC starts a grpcServer, stopped when the test ends.
-func startGRPC(t *testing.T, srv *econnecttest.Server) *grpcServer {
-	t.Helper()
-	g, err := serveGRPC(srv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := g.stop(); err != nil {
-			t.Errorf("Serve() error = %v", err)
-		}
-	})
-	return g
-}
-
-// serveGRPC starts a grpcServer whose bearer tokens srv checks. The caller
-// must call its stop method.
-func serveGRPC(srv *econnecttest.Server) (*grpcServer, error) {
-	cert, roots, err := selfSigned()
-	if err != nil {
-		return nil, err
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	g := &grpcServer{addr: lis.Addr().String(), roots: roots, tokens: make(map[string]bool)}
-	gs := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})),
-		grpc.UnaryInterceptor(g.checkBearer(srv)),
-	)
-	healthpb.RegisterHealthServer(gs, health.NewServer())
-	served := make(chan error, 1)
-	go func() { served <- gs.Serve(lis) }()
-	g.stop = func() error {
-		gs.Stop()
-		return <-served
-	}
-	return g, nil
-}
-
-// checkBearer refuses, with codes.Unauthenticated, RPCs without exactly one
-// bearer token that srv accepts, and records the tokens it accepts.
-func (g *grpcServer) checkBearer(srv *econnecttest.Server) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		md, _ := metadata.FromIncomingContext(ctx)
-		auth := md.Get("authorization")
-		if len(auth) != 1 {
-			return nil, status.Errorf(codes.Unauthenticated, "%d authorization values, want 1", len(auth))
-		}
-		tok := bearer(auth[0])
-		name, err := srv.VerifyToken(tok)
-		if err != nil {
-			return nil, status.Error(codes.Unauthenticated, err.Error())
-		}
-		if name != username {
-			return nil, status.Errorf(codes.PermissionDenied, "token names %q, want %q", name, username)
-		}
-		g.mu.Lock()
-		g.tokens[tok] = true
-		g.mu.Unlock()
-		return handler(ctx, req)
-	}
-}
-
-// tokensSeen returns how many different tokens the server has accepted.
-func (g *grpcServer) tokensSeen() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return len(g.tokens)
-}
-
-// dial returns a health client of the server over TLS, closed when the test
-// ends.
-func (g *grpcServer) dial(t *testing.T, opts ...grpc.DialOption) healthpb.HealthClient {
-	t.Helper()
-	tlsConfig := &tls.Config{RootCAs: g.roots, MinVersion: tls.VersionTLS12}
-	opts = append(opts, grpc.WithTransportCredentials(credentials.NewTLS(tlsConfig)))
-	conn, err := grpc.NewClient(g.addr, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return healthpb.NewHealthClient(conn)
-}
-
-// selfSigned returns a new self-signed certificate for 127.0.0.1 and a pool
-// that trusts it.
-func selfSigned() (tls.Certificate, *x509.CertPool, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "econnect interop"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, nil, err
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		return tls.Certificate{}, nil, err
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, roots, nil
 }
