@@ -178,13 +178,16 @@ func TestClientReloginOnFrozenConnection(t *testing.T) {
 	}
 }
 
-// frozenRetry is why TestClientReloginOnFrozenConnection fails over
-// HTTP/2: the hedged login succeeds, but Client retries the refused
-// request through its base transport, which multiplexes it onto the same
-// pooled HTTP/2 connection, the black-holed one, and the retry hangs until
-// the request's deadline. Over HTTP/1.1 the retry dials a new connection:
-// the frozen one is busy with the abandoned login, then closed with it.
-const frozenRetry = "library bug: after a hedged login, Client's retry of the 401 rides the black-holed pooled HTTP/2 connection and hangs to its deadline"
+// frozenRetry is why TestClientReloginOnFrozenConnection cannot pass over
+// HTTP/2: the hedged login succeeds on a connection of its own, but the
+// retried request is the user's request, sent through the user's base
+// transport, which multiplexes it onto the same pooled HTTP/2 connection,
+// the black-holed one, until that transport's own HTTP/2 health check
+// (http.HTTP2Config.SendPingTimeout, or x/net's ReadIdleTimeout) closes
+// it. The library heals the auth call, not the user's pool, and says so
+// on its hedge. Over HTTP/1.1 the retry dials a new connection: the frozen
+// one is busy with the abandoned login, then closed with it.
+const frozenRetry = "the retried request rides the user's black-holed HTTP/2 connection: the transport's own health check must close it"
 
 // TestNoHedgeBehindAWrapper: behind a RoundTripper that wraps the
 // transport, as otelhttp and other middleware do, an auth call on a
