@@ -787,7 +787,8 @@ func (s *source) ask(p plan) outcome {
 	if p.afterRefusal {
 		o.forget = p.refused
 	}
-	if p.state == policy.Due || p.state == policy.Unsafe && s.cfg.Password == "" {
+	if renewing := p.state == policy.Due || p.state == policy.Unsafe && s.cfg.Password == ""; renewing &&
+		renewalEnd(p).After(s.clock.wall()) { // else no time is left to renew (a slow store took it): log in
 		t, err := s.renewUntil(p.old, renewalEnd(p))
 		o.calls.renewals++
 		if err == nil || s.cfg.Password == "" || !s.replaceable(p.old, err) {
@@ -952,8 +953,10 @@ func (s *source) acceptLocked(p plan, o outcome) event {
 	}
 	s.tok, s.suspect, s.life = o.tok, false, o.tok.timing.Lifetime
 	s.replacement = nil
-	if p.afterRefusal {
-		s.replacement, s.replacedAt = o.tok, s.clock.mono()
+	if p.afterRefusal && !o.adopted { // a 401-driven call to the server: the next waits its spacing
+		now := s.clock.mono()
+		s.replacement, s.replacedAt = o.tok, now
+		s.relogin.Until = now + policy.Jitter(policy.Doubling(s.relogin.Fails+1, policy.MaxTransient), s.clock.rand())
 	}
 	if o.calls.logins > 0 && !o.adopted {
 		s.accepted = true
@@ -1008,12 +1011,13 @@ func (s *source) holdLocked(ra time.Duration) {
 // Invalidate, and reports whether the request may be retried with another
 // token. The first refusal of the current token marks it unsafe, so that
 // the next caller replaces it (one login however many requests saw it),
-// unless a replacement happened less than its spacing ago: then the
-// refusal goes back as it is. The spacing is a second, doubled for each
-// fresh token the server refuses in turn, up to 30 s: per refused token,
-// however many requests saw it. A token is fresh for 30 s after the
-// 401-driven login that brought it; the refusal of any other token starts
-// the spacing again from a second.
+// unless a 401-driven login or renewal brought a token less than its
+// spacing ago: then the refusal goes back as it is. The spacing is a
+// second, doubled for each fresh token the server refuses in turn, up to
+// 30 s: per refused token, however many requests saw it. A token is fresh
+// for 30 s after the 401-driven call that brought it; the refusal of any
+// other token starts the spacing again from a second. A token taken from
+// the store after a refusal is no login: its own refusal is not held back.
 func (s *source) refused(t *token) bool {
 	s.mu.Lock()
 	if s.tok != t || s.suspect {
@@ -1036,7 +1040,6 @@ func (s *source) refused(t *token) bool {
 		s.relogin.Fails = 0
 	}
 	s.suspect, s.refusedJWT = true, t.raw()
-	s.relogin.Until = now + policy.Jitter(policy.Doubling(s.relogin.Fails+1, policy.MaxTransient), s.clock.rand())
 	s.publishLocked()
 	s.mu.Unlock()
 	s.log(ev)

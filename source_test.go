@@ -1143,42 +1143,52 @@ func TestStoreTokenOnly(t *testing.T) {
 }
 
 // TestTokenCallersInARow: oauth2's cache calls Token under its mutex, one
-// caller after another; while logins fail with Retry-After: 1, each of 20
-// callers returns within 2 s of its call (fake time, moved in steps of
-// 100 ms), not 2 s after the one before it, and the server sees no more
-// logins for it.
+// caller after another; while logins fail with Retry-After: 1, 20 callers
+// all return within 2 s of the first call (fake time), instead of each
+// waiting up to 2 s after the one before it, and the server sees no more
+// logins for them than for one.
 func TestTokenCallersInARow(t *testing.T) {
 	f := newFixture(t)
 	f.srv.FailLogin(1000, econnecttest.Fault{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}}})
-	s := f.source(t, nil)
-	ts := s.reuse(reuseLayout)
+	ts := f.source(t, nil).reuse(reuseLayout)
 	done := make(chan struct{})
-	go func() { // time passes while anyone sleeps
-		ctx, cancel := context.WithTimeout(context.Background(), testkit.Guard)
-		defer cancel()
-		for {
-			sleeping := make(chan error, 1)
-			go func() { sleeping <- f.clk.AwaitSleepers(ctx, 1) }()
-			select {
-			case <-done:
-				return
-			case <-sleeping:
-				f.clk.Advance(100 * time.Millisecond)
+	go func() {
+		defer close(done)
+		testkit.Parallel(20, func(i int) {
+			if _, err := ts.Token(); err == nil {
+				t.Errorf("Token() %d: error = nil, want the 429", i)
 			}
-		}
+		})
 	}()
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Guard)
+	defer cancel()
 	start := f.clk.Mono()
-	testkit.Parallel(20, func(i int) {
-		if _, err := ts.Token(); err == nil {
-			t.Errorf("Token() %d: error = nil, want the 429", i)
+	for !isDone(done) { // each sleeper is woken at its next attempt, which is then made
+		slept := make(chan error, 1)
+		go func() { slept <- f.clk.AwaitSleepers(ctx, 1) }()
+		select {
+		case <-done:
+			continue
+		case <-slept:
 		}
-		if d := f.clk.Mono() - start; d > tokenWait+100*time.Millisecond {
-			t.Errorf("Token() %d returned %v after the callers started, want at most %v and a step", i, d, tokenWait)
-		}
-	})
-	close(done)
+		n := f.stats().Logins
+		f.clk.Advance(time.Second)
+		awaitStats(t, f.srv, func(st econnecttest.Stats) bool { return st.Logins > n })
+	}
+	if d := f.clk.Mono() - start; d > tokenWait {
+		t.Errorf("20 Token calls in a row took %v of the clock, want at most %v", d, tokenWait)
+	}
 	if n := f.stats().Logins; n > 3 {
-		t.Errorf("Stats().Logins = %d for 20 Token calls, want at most 3", n)
+		t.Errorf("Stats().Logins = %d for 20 Token calls, want at most 3, as for one", n)
+	}
+}
+
+func isDone(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -1349,13 +1359,14 @@ func TestBusyClientRefusedFreshToken(t *testing.T) {
 func TestRefusalSpacingStartsAgain(t *testing.T) {
 	f := newFixture(t)
 	s := f.source(t, nil)
-	refuse := func(step string, want bool) *token {
+	// refuse reports the current token refused, as Invalidate does, and
+	// takes its replacement at once, as the next caller would.
+	refuse := func(step string, want bool) {
 		t.Helper()
-		tok := mustToken(t, s)
-		if got := s.refused(tok); got != want {
+		if got := s.refused(mustToken(t, s)); got != want {
 			t.Fatalf("%s: refused() = %t, want %t", step, got, want)
 		}
-		return tok
+		mustToken(t, s)
 	}
 	refuse("first refusal", true)
 	f.clk.Advance(time.Second)
@@ -1366,7 +1377,67 @@ func TestRefusalSpacingStartsAgain(t *testing.T) {
 	refuse("a token that served a minute", true) // the spacing starts again: 1 s
 	f.clk.Advance(time.Second)
 	refuse("its replacement, a second later", true)
-	if n := f.stats().Logins; n != 4 {
-		t.Errorf("Stats().Logins = %d, want 4", n)
+	if n := f.stats().Logins; n != 5 {
+		t.Errorf("Stats().Logins = %d, want 5", n)
+	}
+}
+
+// TestRefusedAfterAdoption: a key rotation just after a peer renewed: the
+// source's 401 on T adopts the peer's newer T' from the store, which the
+// server refuses too; that refusal is not held back by the spacing of
+// 401-driven logins, since adopting T' made no login: the source logs in
+// at once instead of answering 401s for a second.
+func TestRefusedAfterAdoption(t *testing.T) {
+	f := newFixture(t)
+	f.withStore(t)
+	peer, late := f.source(t, nil), f.source(t, nil)
+	peer.draw = 0.99 // it renews first
+	old := mustToken(t, peer)
+	settled(t, peer)
+	held := mustToken(t, late)
+	if held.raw() != old.raw() {
+		t.Fatal("the late source did not start from the peer's token")
+	}
+	f.clk.Advance(old.timing.Expiry.Add(-260 * time.Second).Sub(f.clk.Wall())) // the peer is due, the late source not yet
+	mustToken(t, peer)
+	settled(t, peer)
+	f.srv.RotateKey()
+	if !late.refused(held) {
+		t.Fatal("refused(T) = false on the first 401")
+	}
+	adopted := mustToken(t, late)
+	if adopted.raw() == old.raw() || f.stats().Logins != 1 {
+		t.Fatalf("after the 401: %+v, adopted %t, late %+v; want the peer's renewed token, no login", f.stats(), adopted.raw() != old.raw(), late.status())
+	}
+	if !late.refused(adopted) {
+		t.Error("refused(T') = false: the refusal of an adopted token was held back by the 401 spacing")
+	}
+	fresh := mustToken(t, late)
+	if _, err := f.srv.VerifyToken(fresh.raw()); err != nil {
+		t.Errorf("the token after the second refusal is refused: %v", err)
+	}
+	if n := f.stats().Logins; n != 2 {
+		t.Errorf("Stats().Logins = %d, want 2", n)
+	}
+}
+
+// TestStatusCountsOnlyCallsMade: a renewal that had no time left to be
+// sent (a slow store took the token's usable life) is not counted: the
+// source logs in, and counts that.
+func TestStatusCountsOnlyCallsMade(t *testing.T) {
+	f := newFixture(t)
+	s := f.source(t, nil)
+	tok := mustToken(t, s)
+	o := s.ask(plan{state: policy.Due, old: tok})
+	if o.err != nil || o.calls.renewals != 1 {
+		t.Fatalf("ask(due) = %+v, want one renewal", o.calls)
+	}
+	f.clk.Advance(tok.timing.UnusableAt().Sub(f.clk.Wall()))
+	o = s.ask(plan{state: policy.Due, old: tok})
+	if o.calls.renewals != 0 || o.calls.logins != 1 {
+		t.Errorf("ask(due, no usable life left) counts %+v, want no renewal and one login", o.calls)
+	}
+	if st := f.stats(); st.Renewals != 1 || st.Logins != 2 {
+		t.Errorf("server Stats = %+v, want 1 renewal and 2 logins, as counted", st)
 	}
 }
