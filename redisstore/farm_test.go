@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -89,4 +90,32 @@ func ratio(a, b int) float64 {
 		return 0
 	}
 	return float64(a) / float64(b)
+}
+
+func TestAKeyRotationUnderLoadCostsAFarmAtMostTwoLogins(t *testing.T) {
+	t.Parallel()
+	f := newFarm(t, 20, leased, sharedRedis(t).addr)
+	stop := startLoads(t, f)
+	hold(lifetime) // every source holds a token, renewed at least once
+	rotations := 1
+	if *farmEnabled {
+		rotations = lifetimes()
+	}
+	for i := range rotations {
+		hold(rand.N(lifetime)) // at any point of the farm's renewal cycle
+		before := f.sample()
+		f.srv.RotateKey()
+		hold(lifetime)
+		s := between(before, f.sample())
+		t.Logf("rotation %d: %d logins, %d renewals, %d requests refused, over the lifetime after it", i+1, s.logins, s.renewals, s.refused)
+		if s.logins > 2 {
+			t.Errorf("rotation %d: the farm made %d logins in the lifetime after it, want at most 2", i+1, s.logins)
+		}
+		if s.refused == 0 {
+			t.Errorf("rotation %d: no request was refused after it: the rotation was not seen", i+1)
+		}
+	}
+	stop()
+	f.flush(t)
+	f.checkEveryRequestOK(t, "20 sharing Redis")
 }
