@@ -119,3 +119,45 @@ func TestAKeyRotationUnderLoadCostsAFarmAtMostTwoLogins(t *testing.T) {
 	f.flush(t)
 	f.checkEveryRequestOK(t, "20 sharing Redis")
 }
+
+func TestAFarmLosesNoRequestWhenRedisDiesAndSharesAgainOnceItIsBack(t *testing.T) {
+	t.Parallel()
+	rs := startRedis(t)
+	f := newFarm(t, 20, leased, rs.addr)
+	one := newFarm(t, 1, noStore, "")
+	stop := startLoads(t, f, one)
+	hold(lifetime) // sharing: every source holds the farm's token
+
+	rs.stop() // SIGKILL: no goodbye to the clients, and its data is gone
+	down := []sample{f.sample(), one.sample()}
+	hold(lifetime)      // every source renews without the store, on its own
+	restartRedis(t, rs) // an empty Redis where the killed one listened
+	up := []sample{f.sample(), one.sample()}
+	hold(lifetime) // sharing picks up again within a lifetime
+	from := []sample{f.sample(), one.sample()}
+	hold(3 * lifetime)
+	stop()
+	f.flush(t)
+	to := []sample{f.sample(), one.sample()}
+
+	outage, outageOne := between(down[0], up[0]), between(down[1], up[1])
+	back, backOne := between(from[0], to[0]), between(from[1], to[1])
+	t.Logf("Redis down for %v: the farm made %d auth calls (%.2f per lifetime), one source %d (%.2f)",
+		outage.elapsed.Round(time.Millisecond), outage.auth(), outage.perLifetime(outage.auth()),
+		outageOne.auth(), outageOne.perLifetime(outageOne.auth()))
+	t.Logf("a lifetime after Redis came back, over %v: the farm made %d auth calls (%.2f per lifetime), one source %d (%.2f)",
+		back.elapsed.Round(time.Millisecond), back.auth(), back.perLifetime(back.auth()),
+		backOne.auth(), backOne.perLifetime(backOne.auth()))
+	// Else Redis was never gone: sharing would have kept the farm near one
+	// source's count.
+	if outage.auth() <= 2*outageOne.auth() {
+		t.Errorf("with Redis down the farm made %d auth calls, want more than twice one source's %d", outage.auth(), outageOne.auth())
+	}
+	// The window cuts the farm's renewal cycles and the source's at other
+	// phases: one call of slack.
+	if float64(back.auth()) > 1.5*float64(backOne.auth())+1 {
+		t.Errorf("once Redis was back the farm made %d auth calls, want at most 1.5 times one source's %d, plus one", back.auth(), backOne.auth())
+	}
+	f.checkEveryRequestOK(t, "20 sharing Redis")
+	one.checkEveryRequestOK(t, "one source")
+}
