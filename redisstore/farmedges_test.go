@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/econnect-oss/econnect"
+	"github.com/econnect-oss/econnect/econnecttest"
+	"github.com/redis/go-redis/v9"
 )
 
 // The tests of this file pin down, with a source or two and exact steps,
@@ -64,4 +66,42 @@ func tokenOf(t *testing.T, m *member) string {
 		t.Fatalf("TokenContext() error = %v", err)
 	}
 	return tok.AccessToken
+}
+
+// Behind a Redis that stopped answering, each load before a renewal waits
+// out the store's bound of about a second; with a token of 3 s (2 usable),
+// that is past the last moment a renewal may be sent, so the source logs in
+// instead. Its Status counts the calls it made, as the server does.
+func TestStatusCountsTheAuthCallsTheServerSaw(t *testing.T) {
+	t.Parallel()
+	srv := econnecttest.NewServer()
+	t.Cleanup(srv.Close)
+	srv.AddUser(farmUser, farmPassword)
+	srv.SetLifetime(3 * time.Second)
+	client := newClient(t, &redis.Options{Addr: blackHole(t)})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cfg := &econnect.Config{BaseURL: srv.URL, Username: farmUser, Password: farmPassword, Store: New(client, "test:")}
+	ts := cfg.TokenSource(ctx)
+
+	if _, err := econnect.TokenContext(t.Context(), ts); err != nil {
+		t.Fatalf("TokenContext() error = %v", err)
+	}
+	st, _ := econnect.StatusOf(ts)
+	hold(time.Until(st.RenewAt))
+	if _, err := econnect.TokenContext(t.Context(), ts); err != nil { // due: a renewal starts
+		t.Fatalf("TokenContext() at the renewal point error = %v", err)
+	}
+	flushCtx, flushCancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer flushCancel()
+	if err := econnect.Flush(flushCtx, ts); err != nil {
+		t.Fatalf("Flush() error = %v", err)
+	}
+
+	saw := srv.Stats()
+	st, _ = econnect.StatusOf(ts)
+	if st.Logins != saw.Logins || st.Renewals != saw.Renewals {
+		t.Errorf("StatusOf() counts %d logins and %d renewals, the server saw %d and %d",
+			st.Logins, st.Renewals, saw.Logins, saw.Renewals)
+	}
 }
