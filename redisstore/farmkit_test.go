@@ -20,8 +20,9 @@ import (
 )
 
 var (
-	farmEnabled   = flag.Bool("farm", false, "run the farm tests over -farm.lifetimes token lifetimes")
+	farmEnabled   = flag.Bool("farm", false, "run the farm benchmark (TestFarmTable), and the farm tests over -farm.lifetimes token lifetimes")
 	farmLifetimes = flag.Int("farm.lifetimes", 10, "how many token lifetimes the farm runs last with -farm (without it: 3)")
+	farmOut       = flag.String("farm.out", "", "also write the farm benchmark's Markdown table to this file")
 )
 
 // lifetimes is how many token lifetimes a farm under load runs for: a few
