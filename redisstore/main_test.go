@@ -117,6 +117,22 @@ func startRedis(t *testing.T) *redisServer {
 	return srv
 }
 
+// restartRedis starts a redis-server of the test's own where stopped
+// listened, stopped when the test ends.
+func restartRedis(t *testing.T, stopped *redisServer) *redisServer {
+	t.Helper()
+	_, port, err := net.SplitHostPort(stopped.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := startRedisServerOn(redisServerPath(t), port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.stop)
+	return srv
+}
+
 // redisServerPath finds redis-server on PATH, or skips the test, unless
 // ECONNECT_REQUIRE_REDIS=1 says a missing server is a failure (as in CI).
 func redisServerPath(t *testing.T) string {
@@ -150,6 +166,12 @@ func startRedisServer(path string) (*redisServer, error) {
 	if err != nil {
 		return nil, err
 	}
+	return startRedisServerOn(path, port)
+}
+
+// startRedisServerOn starts redis-server on port of 127.0.0.1, where one
+// that was stopped listened: a Redis that comes back empty after a crash.
+func startRedisServerOn(path, port string) (*redisServer, error) {
 	srv := &redisServer{addr: net.JoinHostPort("127.0.0.1", port), exited: make(chan struct{})}
 	srv.cmd = exec.Command(path, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
 	srv.cmd.Stdout, srv.cmd.Stderr = &srv.output, &srv.output
