@@ -1046,6 +1046,15 @@ func (s *source) refused(t *token) bool {
 	return true
 }
 
+// fromServer reports whether t came from a 401-driven call to the server,
+// rather than from the store: a refusal of such a token is final for the
+// request that carried it.
+func (s *source) fromServer(t *token) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return t == s.replacement
+}
+
 // healed records that a retry after a 401 was accepted: the spacing of
 // 401-driven logins is back to a second.
 func (s *source) healed() {

@@ -1441,3 +1441,30 @@ func TestStatusCountsOnlyCallsMade(t *testing.T) {
 		t.Errorf("server Stats = %+v, want 1 renewal and 2 logins, as counted", st)
 	}
 }
+
+// TestRequestAfterAdoptedRefusal: the same through a Transport: the
+// request refused with T, then with the peer's T' taken from the store,
+// is retried once more with the token a login brings, and answers 200.
+func TestRequestAfterAdoptedRefusal(t *testing.T) {
+	f := newFixture(t)
+	f.withStore(t)
+	f.srv.Handle("GET /api/v1/ok", http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	peer, late := f.source(t, nil), f.source(t, nil)
+	peer.draw = 0.99
+	old := mustToken(t, peer)
+	settled(t, peer)
+	mustToken(t, late)
+	f.clk.Advance(old.timing.Expiry.Add(-260 * time.Second).Sub(f.clk.Wall()))
+	mustToken(t, peer)
+	settled(t, peer)
+	f.srv.RotateKey()
+	hc := &http.Client{Transport: &Transport{Source: late, Base: f.srv.Client().Transport}}
+	resp, err := hc.Get(f.srv.URL + "/api/v1/ok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || f.stats().Logins != 2 || f.stats().APICalls != 3 {
+		t.Errorf("status %d with %+v, want 200 after 2 refusals and one login", resp.StatusCode, f.stats())
+	}
+}

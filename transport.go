@@ -166,32 +166,40 @@ func (s *source) forRequest(req *http.Request) (*token, error) {
 
 // retry sends req again with the token that replaced refused, if its body
 // can be replayed and one comes; else resp, the 401, goes back as it is:
-// it says more than a failed login would. A 401 on the retry too counts as
-// a refusal of the new token, and goes back.
+// it says more than a failed login would. A 401 on the retry counts as a
+// refusal of the new token and goes back, unless that token came from the
+// store rather than the server (a peer's, which the server may refuse as
+// it refused ours): then the request is retried once more, with the token
+// the refusal brings.
 func (s *source) retry(base http.RoundTripper, req *http.Request, resp *http.Response, refused *token) (*http.Response, error) {
-	body, ok := replayBody(req)
-	if !ok {
-		return resp, nil
-	}
-	next, err := s.current(req.Context(), untilDeadline)
-	if err != nil || next == refused {
-		if body != nil {
-			body.Close()
+	for range 2 {
+		body, ok := replayBody(req)
+		if !ok {
+			return resp, nil
 		}
-		return resp, nil
+		next, err := s.current(req.Context(), untilDeadline)
+		if err != nil || next == refused {
+			if body != nil {
+				body.Close()
+			}
+			return resp, nil
+		}
+		// Closed, not drained: a server holding the refused body open would
+		// stall the retry.
+		resp.Body.Close()
+		resp, err = base.RoundTrip(authorized(req, next, body))
+		if err != nil || resp.StatusCode != http.StatusUnauthorized {
+			if err == nil {
+				s.healed()
+			}
+			return resp, err
+		}
+		if !s.refused(next) || s.fromServer(next) {
+			return resp, nil
+		}
+		refused = next
 	}
-	// Closed, not drained: a server holding the refused body open would
-	// stall the retry.
-	resp.Body.Close()
-	resp, err = base.RoundTrip(authorized(req, next, body))
-	switch {
-	case err != nil:
-	case resp.StatusCode == http.StatusUnauthorized:
-		s.refused(next)
-	default:
-		s.healed()
-	}
-	return resp, err
+	return resp, nil
 }
 
 // closeBody closes the request body, as a RoundTripper must even when it
