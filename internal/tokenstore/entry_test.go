@@ -166,3 +166,27 @@ func TestNewer(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecode: whatever a store holds, Decode returns an error or a valid
+// entry, never panics, and its errors never quote what the store held.
+func FuzzDecode(f *testing.F) {
+	good, _ := Encode("k", Entry{Token: jwt(`{"iat":1796212800,"exp":1796216400}`), Expiry: now.Add(time.Hour),
+		Lifetime: time.Hour, SavedAt: now})
+	f.Add(good)
+	f.Add([]byte(`{"version":1,"key":"k","token":"a.b.c","saved_at":"2026-12-01T12:00:00Z"}`))
+	f.Add([]byte(`{"version":1,"key":"k","lifetime":"-1s"}`))
+	f.Add([]byte("garbage"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := Decode("k", b, now)
+		if err != nil {
+			var s stored
+			if json.Unmarshal(b, &s) == nil && len(s.Token) > 8 && strings.Contains(err.Error(), s.Token) {
+				t.Errorf("Decode() error %q quotes the stored token", err)
+			}
+			return
+		}
+		if _, err := jwtclaims.Parse(e.Token); err != nil || e.Expiry.IsZero() != (e.Lifetime == 0) || e.Lifetime < 0 {
+			t.Errorf("Decode(%q) = %+v, want a JWT and an expiry and lifetime that agree", b, e)
+		}
+	})
+}
