@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -46,7 +48,7 @@ func (e configError) Unwrap() error { return e.error }
 // these credentials, and a second attempt would count a wrong password
 // twice toward the account's lockout.
 func (c *Config) Token(ctx context.Context) (*oauth2.Token, error) {
-	end := endpointOf(c)
+	end, _ := endpointOf(c)
 	t, err := c.login(ctx, authCall{end: &end, now: wallNow, draw: rand.Float64()})
 	if err != nil {
 		return nil, err
@@ -66,7 +68,7 @@ func (c *Config) Renew(ctx context.Context, t *oauth2.Token) (*oauth2.Token, err
 	if t == nil || t.AccessToken == "" {
 		return nil, errors.New("econnect: renewal: no token to renew")
 	}
-	end := endpointOf(c)
+	end, _ := endpointOf(c)
 	old := fromOAuth2(t, wallNow(), c.EarlyExpiry, 0.5)
 	nt, err := c.renew(ctx, authCall{end: &end, now: wallNow, hedge: hedgeDelay, draw: 0.5}, old)
 	if err != nil {
@@ -108,9 +110,11 @@ type authCall struct {
 	draw  float64
 }
 
-// wire returns the exchange of a, on the context's HTTP client.
-func (a authCall) wire(ctx context.Context) wire.Call {
-	return wire.Call{Client: contextClient(ctx), Base: a.end.base, Now: a.now, Hedge: a.hedge,
+// wire returns the exchange of a to baseURL, which a.end has checked, on
+// the context's HTTP client.
+func (a authCall) wire(ctx context.Context, baseURL string) wire.Call {
+	base, _ := url.Parse(baseURL) // parsed again, rather than kept by every idle source
+	return wire.Call{Client: contextClient(ctx), Base: base, Now: a.now, Hedge: a.hedge,
 		BadCredentials: ErrBadCredentials}
 }
 
@@ -124,7 +128,7 @@ func (c *Config) login(ctx context.Context, a authCall) (*token, error) {
 	case !utf8.ValidString(c.Password):
 		return nil, errPasswordNotUTF8
 	}
-	ans, err := a.wire(ctx).Login(ctx, c.Username, c.Password)
+	ans, err := a.wire(ctx, c.BaseURL).Login(ctx, c.Username, c.Password)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +140,7 @@ func (c *Config) renew(ctx context.Context, a authCall, old *token) (*token, err
 	if a.end.err != nil {
 		return nil, a.end.err
 	}
-	ans, err := a.wire(ctx).Renew(ctx, old.raw())
+	ans, err := a.wire(ctx, c.BaseURL).Renew(ctx, old.raw())
 	if err != nil {
 		return nil, err
 	}
@@ -195,27 +199,29 @@ func opName(old *token) string {
 // modified once made, so that readers need no lock.
 type token struct {
 	header  string // "Bearer " + the JWT: the JWT is its suffix, held once
-	name    string // the user name
 	timing  policy.Timing
-	renewAt time.Time      // timing.RenewAt(), for the lock-free read
-	extra   map[string]any // the Extra of every oauth2.Token made from it; never written
+	renewAt int64          // timing.RenewAt() in Unix nanoseconds, for the lock-free read
+	extra   map[string]any // the Extra of every oauth2.Token made from it, the user name; never written
 }
 
 const bearer = "Bearer "
 
-// never is a renewal point for tokens that never expire.
-var never = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
-
 func makeToken(raw, name string, tm policy.Timing) *token {
-	t := &token{header: bearer + raw, name: name, timing: tm, renewAt: tm.RenewAt(),
+	t := &token{header: bearer + raw, timing: tm, renewAt: math.MaxInt64, // never, without an expiry
 		extra: map[string]any{"username": name}}
-	if tm.Expiry.IsZero() {
-		t.renewAt = never
+	if !tm.Expiry.IsZero() {
+		t.renewAt = tm.RenewAt().UnixNano()
 	}
 	return t
 }
 
 func (t *token) raw() string { return t.header[len(bearer):] }
+
+// username is the name the server gave with the token.
+func (t *token) username() string {
+	name, _ := t.extra["username"].(string)
+	return name
+}
 
 // oauth2Token returns a new value each call, because oauth2.ReuseTokenSource
 // writes into the tokens it receives.

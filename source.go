@@ -381,7 +381,18 @@ type source struct {
 	mu      sync.Mutex // guards the fields below
 	tok     *token     // the current token, or nil
 	suspect bool       // a request with tok was refused: tok is unsafe
-	flight  *flight    // the login or renewal under way, or nil; at most one runs
+	// accepted is set once the server accepted these credentials: from
+	// then on a login may be hedged without counting a wrong password
+	// twice toward the account's lockout.
+	accepted bool
+	// declined is set when a Token call found the next login attempt
+	// (login.Until) too far away to wait for: later Token calls fail at
+	// once rather than wait for it, until another attempt is set. oauth2's
+	// cache calls Token under its mutex, one caller after another, so that
+	// each waiting its own 2 s would hold the last of N callers N times as
+	// long.
+	declined bool
+	flight   *flight // the login or renewal under way, or nil; at most one runs
 	// renewal is the streak of background renewals that failed while tok
 	// was usable; the next waits for its retry delay.
 	renewal policy.Backoff
@@ -391,28 +402,59 @@ type source struct {
 	// relogin spaces 401-driven logins: one a second at most, doubling
 	// for each fresh token the server refuses in turn.
 	relogin policy.Backoff
-	life    time.Duration // the usable lifetime of the last token held: scales the login backoff
-	// accepted is set once the server accepted these credentials: from
-	// then on a login may be hedged without counting a wrong password
-	// twice toward the account's lockout.
-	accepted bool
-	// declined is the next login attempt (a login.Until) that a Token call
-	// found too far away to wait for: later Token calls fail at once
-	// rather than wait for it. oauth2's cache calls Token under its mutex,
-	// one caller after another, so that each waiting its own 2 s would
-	// hold the last of N callers N times as long.
-	declined    time.Duration
-	replacement *token        // the token a 401-driven login brought, if it is current
-	replacedAt  time.Duration // when it came, a monotonic reading
-	refusedJWT  string        // the last JWT seen refused: never taken from the store
-	saved       chan struct{} // closed when the store work queued last is done; nil: none queued
-	counts      counts
+	refusal *refusal      // what the source knows of refusals; nil until the first
+	saved   chan struct{} // closed when the store work queued last is done; nil: none queued
+	counts  counts
 
 	wg sync.WaitGroup // flights under way, so tests can wait for them
 }
 
 // counts are the calls behind Status.
-type counts struct{ logins, renewals, failures, adopted int }
+type counts struct{ logins, renewals, failures, adopted int32 }
+
+// A refusal is what a source knows once the server refused a token. It is
+// allocated then, so that an idle source that never saw one is smaller.
+type refusal struct {
+	jwt         string        // the last JWT seen refused: never taken from the store
+	replacement *token        // the token a 401-driven call brought, while it is current
+	at          time.Duration // when it came, a monotonic reading
+	life        time.Duration // the usable lifetime of the token dropped last
+}
+
+// refusedLocked records that the server refused the token jwt. s.mu is
+// held.
+func (s *source) refusedLocked(jwt string) {
+	if s.refusal == nil {
+		s.refusal = &refusal{}
+	}
+	s.refusal.jwt = jwt
+}
+
+// refusedJWTLocked is the last JWT seen refused, or "". s.mu is held.
+func (s *source) refusedJWTLocked() string {
+	if s.refusal == nil {
+		return ""
+	}
+	return s.refusal.jwt
+}
+
+// lifeLocked is the usable lifetime of the last token the source held
+// (zero: it never held one), which scales the login backoff. s.mu is held.
+func (s *source) lifeLocked() time.Duration {
+	switch {
+	case s.tok != nil:
+		return s.tok.timing.Lifetime
+	case s.refusal != nil:
+		return s.refusal.life
+	}
+	return 0
+}
+
+// replacementLocked reports whether t came from a 401-driven call to the
+// server less than d ago (at now). s.mu is held.
+func (s *source) replacementLocked(t *token, now, d time.Duration) bool {
+	return s.refusal != nil && t == s.refusal.replacement && now-s.refusal.at < d
+}
 
 // newSource returns a source for c, starting from saved if it is not nil.
 func newSource(ctx context.Context, c *Config, saved *oauth2.Token) *source {
@@ -420,15 +462,13 @@ func newSource(ctx context.Context, c *Config, saved *oauth2.Token) *source {
 		ctx = context.Background()
 	}
 	cfg := *c
-	s := &source{cfg: &cfg, ctx: ctx, clock: systemClock, end: endpointOf(c), draw: rand.Float64(), hedge: hedgeDelay}
-	if c.Store != nil && s.end.base != nil {
-		key := tokenstore.Key(s.end.base, c.Username, c.AllowInsecureHTTP)
+	end, base := endpointOf(c)
+	s := &source{cfg: &cfg, ctx: ctx, clock: systemClock, end: end, draw: rand.Float64(), hedge: hedgeDelay}
+	if c.Store != nil && base != nil {
+		key := tokenstore.Key(base, c.Username, c.AllowInsecureHTTP)
 		s.shelf = tokenstore.NewShelf(c.Store, key, func() time.Time { return s.clock.wall() }, s.storeWarning)
 	}
 	s.tok = fromOAuth2(saved, s.clock.wall(), c.EarlyExpiry, s.draw)
-	if s.tok != nil {
-		s.life = s.tok.timing.Lifetime
-	}
 	s.publishLocked()
 	return s
 }
@@ -447,7 +487,7 @@ func (s *source) startFromShelf() {
 		return
 	}
 	if t := s.adoptable(e, plan{old: s.tok}); e.Token != "" && t != nil {
-		s.tok, s.life = t, t.timing.Lifetime
+		s.tok = t
 		s.counts.adopted++
 		s.publishLocked()
 		return
@@ -560,15 +600,14 @@ func (s *source) waitOf(ctx context.Context, p patience) (wait, context.CancelFu
 // the flight under way, starting one if none is, so that any number of
 // concurrent callers cause a single call.
 func (s *source) current(ctx context.Context, p patience) (*token, error) {
-	if t := s.snap.Load(); t != nil && s.readNow().Before(t.renewAt) {
+	if t := s.snap.Load(); t != nil && s.readNow().UnixNano() < t.renewAt {
 		return t, nil // fresh: the common case, without the lock
 	}
 	return s.decide(ctx, p)
 }
 
 // readNow is the wall clock for current's lock-free read: with the system
-// clock, time.Now itself, without the indirect call (Before compares wall
-// readings, renewAt having no monotonic one).
+// clock, time.Now itself, without the indirect call.
 func (s *source) readNow() time.Time {
 	if s.clock == systemClock {
 		return time.Now()
@@ -650,12 +689,10 @@ func (s *source) renewInBackgroundLocked(st policy.State, mono time.Duration) {
 func (s *source) backingOffLocked(w wait, mono time.Duration) step {
 	err := s.lastErrLocked()
 	switch {
-	case !healable(err), w.brief && s.login.Until == s.declined:
+	case !healable(err), w.brief && s.declined:
 		return step{err: err}
 	case s.login.Until > w.until:
-		if w.brief {
-			s.declined = s.login.Until
-		}
+		s.declined = s.declined || w.brief
 		return step{err: err}
 	}
 	return step{sleep: s.login.Until - mono}
@@ -732,8 +769,9 @@ type outcome struct {
 func (s *source) startLocked(st policy.State) *flight {
 	f := &flight{done: make(chan struct{})}
 	s.flight = f
-	p := plan{state: st, old: s.tok, refused: s.refusedJWT, hedgeLogin: s.accepted,
-		afterRefusal: s.suspect || s.tok == nil && s.refusedJWT != ""}
+	refused := s.refusedJWTLocked()
+	p := plan{state: st, old: s.tok, refused: refused, hedgeLogin: s.accepted,
+		afterRefusal: s.suspect || s.tok == nil && refused != ""}
 	s.wg.Add(1)
 	go s.fly(f, p)
 	return f
@@ -885,8 +923,9 @@ func (s *source) replaceable(old *token, err error) bool {
 // dropLocked drops the current token, which the auth server itself refused,
 // so that it is never handed out again. s.mu is held.
 func (s *source) dropLocked() {
-	s.refusedJWT = s.tok.raw()
-	s.tok, s.replacement = nil, nil
+	s.refusedLocked(s.tok.raw())
+	s.refusal.life, s.refusal.replacement = s.tok.timing.Lifetime, nil
+	s.tok = nil
 	s.publishLocked()
 }
 
@@ -951,11 +990,13 @@ func (s *source) acceptLocked(p plan, o outcome) event {
 	case o.adopted:
 		ev.msg = "econnect: took a newer token from Config.Store"
 	}
-	s.tok, s.suspect, s.life = o.tok, false, o.tok.timing.Lifetime
-	s.replacement = nil
-	if p.afterRefusal && !o.adopted { // a 401-driven call to the server: the next waits its spacing
+	s.tok, s.suspect, s.declined = o.tok, false, false
+	if s.refusal != nil {
+		s.refusal.replacement = nil
+	}
+	if p.afterRefusal && !o.adopted && s.refusal != nil { // a 401-driven call to the server: the next waits its spacing
 		now := s.clock.mono()
-		s.replacement, s.replacedAt = o.tok, now
+		s.refusal.replacement, s.refusal.at = o.tok, now
 		s.relogin.Until = now + policy.Jitter(policy.Doubling(s.relogin.Fails+1, policy.MaxTransient), s.clock.rand())
 	}
 	if o.calls.logins > 0 && !o.adopted {
@@ -984,8 +1025,8 @@ func (s *source) backOffLocked(p plan, err error) event {
 	if s.tok == p.old && s.tok != nil && wire.Refused(err) {
 		s.dropLocked() // refused by the auth server itself: never hand it out again
 	}
-	s.suspect = false // the refusal a request saw was answered: by a login, or a renewal
-	ceiling := policy.TransientCeiling(s.life)
+	s.suspect, s.declined = false, false // the refusal a request saw was answered: by a login, or a renewal
+	ceiling := policy.TransientCeiling(s.lifeLocked())
 	if !healable(err) {
 		ceiling = policy.RefusalCeiling
 	}
@@ -1004,6 +1045,7 @@ func (s *source) holdLocked(ra time.Duration) {
 		until := s.clock.mono() + ra
 		s.login.Hold(until)
 		s.renewal.Hold(until)
+		s.declined = false
 	}
 }
 
@@ -1031,7 +1073,7 @@ func (s *source) refused(t *token) bool {
 	}
 	var ev event
 	switch {
-	case t == s.replacement && now-s.replacedAt < policy.MaxTransient:
+	case s.replacementLocked(t, now, policy.MaxTransient):
 		s.relogin.Fails++ // the server refused a fresh token too
 		if s.relogin.Fails == 1 {
 			ev = event{slog.LevelWarn, "econnect: the server refused a fresh token; spacing out logins on 401", nil}
@@ -1039,7 +1081,8 @@ func (s *source) refused(t *token) bool {
 	default:
 		s.relogin.Fails = 0
 	}
-	s.suspect, s.refusedJWT = true, t.raw()
+	s.suspect = true
+	s.refusedLocked(t.raw())
 	s.publishLocked()
 	s.mu.Unlock()
 	s.log(ev)
@@ -1052,7 +1095,7 @@ func (s *source) refused(t *token) bool {
 func (s *source) fromServer(t *token) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return t == s.replacement
+	return s.refusal != nil && t == s.refusal.replacement
 }
 
 // healed records that a retry after a 401 was accepted: the spacing of
@@ -1071,7 +1114,7 @@ func (s *source) invalidate(jwt string) {
 	t := s.tok
 	if t == nil || t.raw() != jwt {
 		if t == nil {
-			s.refusedJWT = jwt
+			s.refusedLocked(jwt)
 		}
 		s.mu.Unlock()
 		return
@@ -1164,7 +1207,7 @@ func (s *source) settle(o outcome, w storeWork) {
 
 // entryOf returns t as stored at now.
 func entryOf(t *token, now time.Time) tokenstore.Entry {
-	return tokenstore.Entry{Token: t.raw(), Username: t.name, Expiry: t.timing.Expiry,
+	return tokenstore.Entry{Token: t.raw(), Username: t.username(), Expiry: t.timing.Expiry,
 		Lifetime: t.timing.Lifetime, SavedAt: now}
 }
 
@@ -1210,8 +1253,9 @@ func isClosed(ch chan struct{}) bool {
 func (s *source) status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Status{State: s.stateLocked(s.clock.wall()).String(), Logins: s.counts.logins,
-		Renewals: s.counts.renewals, Failures: s.counts.failures, Adopted: s.counts.adopted}
+	c := s.counts
+	st := Status{State: s.stateLocked(s.clock.wall()).String(), Logins: int(c.logins),
+		Renewals: int(c.renewals), Failures: int(c.failures), Adopted: int(c.adopted)}
 	if s.tok != nil {
 		st.Expiry, st.RenewAt = s.tok.timing.Expiry, s.tok.timing.RenewAt()
 	}

@@ -702,7 +702,7 @@ func fleet(t testing.TB, n, lifetimes int, lifetime, width time.Duration, draw f
 		mustToken(t, s)
 		sources[i] = s
 	}
-	renewAt := func(s *source) time.Time { return s.snap.Load().renewAt }
+	renewAt := func(s *source) time.Time { return time.Unix(0, s.snap.Load().renewAt) }
 	for range lifetimes {
 		slices.SortFunc(sources, func(a, b *source) int { return renewAt(a).Compare(renewAt(b)) })
 		first, counts := renewAt(sources[0]), map[int64]int{}
@@ -783,7 +783,7 @@ func BenchmarkRead(b *testing.B) {
 		name string
 		read func() bool
 	}{
-		{"impl=atomic+now", func() bool { t := floor.Load(); return t != nil && time.Now().Before(t.renewAt) }},
+		{"impl=atomic+now", func() bool { t := floor.Load(); return t != nil && time.Now().UnixNano() < t.renewAt }},
 		{"impl=econnect", func() bool { t, err := s.current(ctx, untilDeadline); return err == nil && t != nil }},
 		{"impl=econnect+store", func() bool { t, err := stored.current(ctx, untilDeadline); return err == nil && t != nil }},
 		{"impl=oauth2.ReuseTokenSource", func() bool { t, err := reuse.Token(); return err == nil && t != nil }},

@@ -305,7 +305,6 @@ func (l layout) unwrap(ts oauth2.TokenSource) *source {
 // it cannot. The zero origin matches nothing: with a BaseURL that has no
 // origin, no token is sent anywhere.
 type endpoint struct {
-	base         *url.URL
 	scheme, host string // the origin, as BaseURL spells it; "" for none
 	err          error  // non-nil: no auth call is made and no token sent
 }
@@ -313,23 +312,23 @@ type endpoint struct {
 // endpointOf checks c's BaseURL: an absolute http or https URL without
 // credentials, plain http only to loopback unless c allows it. Its errors
 // never repeat the URL, nor url.Parse's, which quote the parts that might
-// hold a password.
-func endpointOf(c *Config) endpoint {
+// hold a password. It also returns BaseURL parsed, nil if it cannot be.
+func endpointOf(c *Config) (endpoint, *url.URL) {
 	u, err := url.Parse(c.BaseURL)
 	switch {
 	case err != nil:
-		return endpoint{err: configError{errors.New("econnect: BaseURL is not a URL")}}
+		return endpoint{err: configError{errors.New("econnect: BaseURL is not a URL")}}, nil
 	case u.Scheme != "https" && u.Scheme != "http", u.Host == "":
-		return endpoint{err: configError{errors.New("econnect: BaseURL must be an absolute http or https URL")}}
+		return endpoint{err: configError{errors.New("econnect: BaseURL must be an absolute http or https URL")}}, nil
 	case u.User != nil:
-		return endpoint{err: configError{errors.New("econnect: BaseURL must not hold credentials; use Username and Password")}}
+		return endpoint{err: configError{errors.New("econnect: BaseURL must not hold credentials; use Username and Password")}}, nil
 	}
-	e := endpoint{base: u, scheme: u.Scheme, host: u.Host}
+	e := endpoint{scheme: u.Scheme, host: u.Host}
 	if u.Scheme == "http" && !c.AllowInsecureHTTP && !isLoopback(u.Hostname()) {
 		e.err = configError{fmt.Errorf("%w (%s) would expose the password and tokens; use https, or set Config.AllowInsecureHTTP",
 			ErrInsecureHTTP, u.Host)}
 	}
-	return e
+	return e, u
 }
 
 // isLoopback reports whether host is localhost or a loopback address.
