@@ -43,6 +43,14 @@ var ErrInsecureHTTP = errors.New("econnect: plain http to a host that is not loo
 // is one that waiting cannot heal (wrong credentials, an untrusted
 // certificate, plain http refused).
 //
+// An auth call that has not answered within 2 seconds is hedged by one more
+// attempt, over HTTP/1.1 on a connection of its own, cloned from the
+// context client's Transport when that is an [*http.Transport]; behind any
+// other (a tracing or retrying wrapper) no connection of its own can be
+// had, and calls are not hedged. A login is hedged only once the server has
+// accepted these credentials, so that a slow server never counts a wrong
+// password twice toward the account's lockout.
+//
 // The client builds on the context's client (see [oauth2.HTTPClient]): its
 // Transport is the base, and its Timeout, Jar and CheckRedirect are kept.
 // The context also bounds every later login and renewal, so it must outlive
