@@ -292,11 +292,12 @@ func TokenContext(ctx context.Context, ts oauth2.TokenSource) (*oauth2.Token, er
 }
 
 // Flush waits until ts, a source of this package, has done what it has
-// left to do with [Config.Store]: the login or renewal under way, if any,
-// and the saves after it. A program that exits right after its first token
-// (a command) calls it so that the token is there for the next run. It
-// returns an error wrapping ctx.Err() if ctx ends first, and nil at once for
-// any other source.
+// left to do: the login or renewal under way, if any, the saves to
+// [Config.Store] after it, and the Logger's lines about them. A program
+// that exits right after its first token (a command) calls it so that the
+// token is there for the next run and no warning is lost. It returns an
+// error wrapping ctx.Err() if ctx ends first, and nil at once for any
+// other source.
 func Flush(ctx context.Context, ts oauth2.TokenSource) error {
 	s := sourceOf(ts)
 	if s == nil {
@@ -782,7 +783,8 @@ func (s *source) startLocked(st policy.State) *flight {
 func (s *source) fly(f *flight, p plan) {
 	defer s.wg.Done()
 	o := s.fetch(p)
-	work := s.finish(f, p, o)
+	ev, work := s.finish(f, p, o)
+	s.log(ev)
 	s.settle(o, work)
 }
 
@@ -930,20 +932,19 @@ func (s *source) dropLocked() {
 }
 
 // finish records the outcome of a flight, releases its waiters, and
-// returns the store work left to do after (see settle). A token that comes
-// in already due (one taken from the store) is renewed at once. The logger
-// is called after the lock is released.
-func (s *source) finish(f *flight, p plan, o outcome) storeWork {
+// returns the log line and the work left to do after (see settle), once
+// the lock is released. A token that comes in already due (one taken from
+// the store) is renewed at once.
+func (s *source) finish(f *flight, p plan, o outcome) (event, storeWork) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	ev := s.applyLocked(p, o)
 	s.publishLocked()
 	work := s.queueLocked(o)
 	s.flight, f.err = nil, o.err
 	close(f.done)
 	s.renewInBackgroundLocked(s.stateLocked(s.clock.wall()), s.clock.mono())
-	s.mu.Unlock()
-	s.log(ev)
-	return work
+	return ev, work
 }
 
 // applyLocked makes the change a flight's outcome brings, and returns the
@@ -1022,8 +1023,15 @@ func (s *source) keepLocked(err error) event {
 // backOffLocked records a failure that left no usable token: logins back
 // off. s.mu is held.
 func (s *source) backOffLocked(p plan, err error) event {
-	if s.tok == p.old && s.tok != nil && wire.Refused(err) {
+	switch {
+	case s.tok == nil || s.tok != p.old:
+	case wire.Refused(err):
 		s.dropLocked() // refused by the auth server itself: never hand it out again
+	case s.suspect && s.cfg.Password != "":
+		// A request saw it refused and the login after failed: it is
+		// dropped all the same. Without a password it is kept, being the
+		// only token (its renewal failed for a passing reason).
+		s.dropLocked()
 	}
 	s.suspect, s.declined = false, false // the refusal a request saw was answered: by a login, or a renewal
 	ceiling := policy.TransientCeiling(s.lifeLocked())
@@ -1167,20 +1175,20 @@ func claimsOf(jwt string) jwtclaims.Claims {
 	return cl
 }
 
-// storeWork is the store work a flight leaves for after its waiters are
-// released, in the order flights finished: it waits for prev, the work
-// queued before it, and closes done.
+// storeWork is what a flight leaves for after its waiters are released,
+// in the order flights finished: it waits for prev, the work queued before
+// it, then does its store work, if any, and closes done, which Flush waits
+// for (the flight's log line is written by then too).
 type storeWork struct {
 	prev, done chan struct{}
+	store      bool // a token to save, or a refused one to delete
 }
 
-// queueLocked queues the store work o leaves: saving a token from the
-// server, or deleting a refused one no token replaced. s.mu is held.
+// queueLocked queues the work o leaves: saving a token from the server, or
+// deleting a refused one no token replaced. s.mu is held.
 func (s *source) queueLocked(o outcome) storeWork {
-	if s.shelf == nil || o.adopted || o.err != nil && o.forget == "" {
-		return storeWork{}
-	}
-	w := storeWork{prev: s.saved, done: make(chan struct{})}
+	w := storeWork{prev: s.saved, done: make(chan struct{}),
+		store: s.shelf != nil && !o.adopted && (o.err == nil || o.forget != "")}
 	s.saved = w.done
 	return w
 }
@@ -1191,10 +1199,10 @@ func (s *source) settle(o outcome, w storeWork) {
 	if o.unlock != nil {
 		defer o.unlock()
 	}
-	if w.done == nil {
+	defer close(w.done)
+	if !w.store {
 		return
 	}
-	defer close(w.done)
 	if w.prev != nil {
 		<-w.prev
 	}

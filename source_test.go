@@ -25,6 +25,7 @@ import (
 	"github.com/econnect-oss/econnect/econnecttest"
 	"github.com/econnect-oss/econnect/internal/policy"
 	"github.com/econnect-oss/econnect/internal/testkit"
+	"github.com/econnect-oss/econnect/internal/wire"
 	"golang.org/x/oauth2"
 )
 
@@ -954,7 +955,9 @@ func TestStoreAfterRefusal(t *testing.T) {
 		f.srv.RotateKey()
 		f.srv.FailLogin(1, econnecttest.Fault{Status: http.StatusServiceUnavailable})
 		a.refused(fresh)
-		a.current(context.Background(), failFast) // the login fails; the refused token is kept in memory
+		if _, err := a.current(context.Background(), failFast); err == nil {
+			t.Error("current() after the refusal and a failed login gave the refused token back")
+		}
 		settled(t, a)
 		if n := f.stats().Logins; n != 3 {
 			t.Fatalf("Stats().Logins = %d, want 3", n)
@@ -1466,5 +1469,87 @@ func TestRequestAfterAdoptedRefusal(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || f.stats().Logins != 2 || f.stats().APICalls != 3 {
 		t.Errorf("status %d with %+v, want 200 after 2 refusals and one login", resp.StatusCode, f.stats())
+	}
+}
+
+// TestRefusedTokenDroppedWhenLoginFails: a token reported refused
+// (Invalidate, a 401) is dropped even when the login after it fails: the
+// caller gets the login's error, never the refused token back; without a
+// password the token is kept, being the only one.
+func TestRefusedTokenDroppedWhenLoginFails(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		fault econnecttest.Fault
+		want  func(error) bool
+	}{
+		{"wrong password now", econnecttest.Fault{Status: http.StatusBadRequest}, func(err error) bool { return errors.Is(err, ErrBadCredentials) }},
+		{"server failing", econnecttest.Fault{Status: http.StatusServiceUnavailable}, func(err error) bool { return wire.Transient(err) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			s := f.source(t, nil)
+			tok := mustToken(t, s)
+			f.srv.FailLogin(1, tt.fault)
+			Invalidate(s, tok.oauth2Token())
+			got, err := s.current(context.Background(), failFast)
+			if got != nil || !tt.want(err) {
+				t.Errorf("current() = %v, %v; want no token and the login's error", got != nil, err)
+			}
+		})
+	}
+	t.Run("no password", func(t *testing.T) {
+		f := newFixture(t)
+		saved := mustToken(t, f.source(t, nil)).oauth2Token()
+		f.cfg.Password = ""
+		s := f.source(t, saved)
+		f.srv.FailRenew(1, econnecttest.Fault{Status: http.StatusServiceUnavailable})
+		Invalidate(s, saved)
+		if got, err := s.current(context.Background(), failFast); err != nil || got.raw() != saved.AccessToken {
+			t.Errorf("current() = %v, %v; want the only token kept", got, err)
+		}
+	})
+}
+
+// blockingHandler is a slog handler whose Handle waits for release.
+type blockingHandler struct {
+	entered chan struct{}
+	release chan struct{}
+	lines   atomic.Int32
+}
+
+func (h *blockingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *blockingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *blockingHandler) WithGroup(string) slog.Handler            { return h }
+func (h *blockingHandler) Handle(context.Context, slog.Record) error {
+	select {
+	case h.entered <- struct{}{}:
+	default:
+	}
+	<-h.release
+	h.lines.Add(1)
+	return nil
+}
+
+// TestFlushWaitsForTheLog: the warning of a failed login is written after
+// the caller has its error (a slow logger stalls no caller), and Flush
+// waits for it, so that a program exiting then loses no warning.
+func TestFlushWaitsForTheLog(t *testing.T) {
+	f := newFixture(t)
+	h := &blockingHandler{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	f.cfg.Logger = slog.New(h)
+	f.srv.FailLogin(1, econnecttest.Fault{Status: http.StatusServiceUnavailable})
+	s := f.source(t, nil)
+	if _, err := s.current(context.Background(), failFast); err == nil {
+		t.Fatal("current() error = nil, want the 503")
+	}
+	testkit.Await(t, h.entered, "the warning")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Flush(ctx, s); !errors.Is(err, context.Canceled) {
+		t.Errorf("Flush() while the warning is being written: error = %v, want context.Canceled", err)
+	}
+	close(h.release)
+	if err := Flush(context.Background(), s); err != nil || h.lines.Load() != 1 {
+		t.Errorf("Flush() = %v with %d lines written, want nil and the warning", err, h.lines.Load())
 	}
 }

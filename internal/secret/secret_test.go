@@ -81,33 +81,24 @@ func FuzzRedact(f *testing.F) {
 			t.Fatalf("Redact() = %d bytes, want at most %d", len(got), limit)
 		}
 		// The marker may itself spell the secret ("ac" is in "[redacted]"),
-		// whole or cut at the limit: look at what stands around the
-		// markers, with a byte the secret does not hold in their place.
-		mark := string(notIn(secret))
+		// whole or cut at the limit: look at what stands between markers.
 		for i := len(Redacted) - 1; i > 0 && len(got) == limit; i-- {
 			if strings.HasSuffix(got, Redacted[:i]) {
-				got = got[:len(got)-i] + mark
+				got = got[:len(got)-i]
 				break
 			}
 		}
-		got = strings.ReplaceAll(got, Redacted, mark)
+		pieces := strings.Split(got, Redacted)
 		esc, _ := json.Marshal(secret)
 		inJSON := string(esc[1 : len(esc)-1]) // the string's content, without its two quotes
 		for _, form := range []string{secret, inJSON} {
-			if strings.Contains(got, form) && strings.Contains(string(body), form) {
-				t.Errorf("Redact(%q, %q) = %q, still holding %q", body, secret, got, form)
+			for _, piece := range pieces {
+				if strings.Contains(piece, form) && strings.Contains(string(body), form) {
+					t.Errorf("Redact(%q, %q) = %q, still holding %q", body, secret, got, form)
+				}
 			}
 		}
 	})
-}
-
-// notIn returns a byte that s does not hold.
-func notIn(s string) byte {
-	for b := byte(1); ; b++ {
-		if strings.IndexByte(s, b) < 0 {
-			return b
-		}
-	}
 }
 
 func TestIn(t *testing.T) {

@@ -163,8 +163,9 @@ func bounded[T any](ctx context.Context, d time.Duration, call func(context.Cont
 	}
 }
 
-// errHung is a store call that did not return by its deadline.
-var errHung = errors.New("the store ignored its deadline")
+// errHung is a store call that did not return by its deadline: slow, or
+// stuck.
+var errHung = errors.New("no answer by the call's deadline")
 
 // Lease takes the store's lock on the shelf's key for ttl, for a flight
 // about to call the server, and returns the unlock to call once the new
