@@ -167,9 +167,10 @@ func TestExecWithoutToken(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			env, _ := tt.setup(t)
+			env, args := tt.setup(t)
 			marker := filepath.Join(t.TempDir(), "ran")
-			r := runBinary(t, env, "", "exec", "--", "sh", "-c", "touch "+marker)
+			args = append(append([]string{"exec"}, args...), "--", "sh", "-c", "touch "+marker)
+			r := runBinary(t, env, "", args...)
 			checkFailure(t, r, tt.want, "econnect-token: ", "wrong-SENTINEL-93")
 			if _, err := os.Stat(marker); err == nil {
 				t.Errorf("the command ran")

@@ -256,6 +256,8 @@ func TestOutputDoesNotDependOnThePassword(t *testing.T) {
 	failing.FailLogin(100, econnecttest.Fault{Status: http.StatusServiceUnavailable, Body: `{"error":"down"}`})
 	// Passwords that occur in the messages, or are part of words there.
 	passwords := []string{"password", "e", "wrong", "x", "login", "refused", "econnect-token", " "}
+	// Against the failing server, -timeout 1s: one login, whose backoff
+	// ends past the deadline, so that no run waits for a second.
 	tests := []struct {
 		name string
 		srv  *econnecttest.Server
@@ -263,15 +265,15 @@ func TestOutputDoesNotDependOnThePassword(t *testing.T) {
 	}{
 		{name: "wrong password", srv: s},
 		{name: "wrong password, on stdin", srv: s, args: []string{"-password-stdin"}},
-		{name: "server failing", srv: failing},
+		{name: "server failing", srv: failing, args: []string{"-timeout", "1s"}},
 		{name: "bad flag", srv: s, args: []string{"-timeout", "5"}},
 		{name: "-header, wrong password", srv: s, args: []string{"-header"}},
 		{name: "proxy, wrong password", srv: s, args: []string{"proxy"}},
 		{name: "proxy, wrong password, on stdin", srv: s, args: []string{"proxy", "-password-stdin"}},
-		{name: "proxy, server failing", srv: failing, args: []string{"proxy"}},
+		{name: "proxy, server failing", srv: failing, args: []string{"proxy", "-timeout", "1s"}},
 		{name: "exec, wrong password", srv: s, args: []string{"exec", "--", "true"}},
 		{name: "exec, wrong password, on stdin", srv: s, args: []string{"exec", "-password-stdin", "--", "true"}},
-		{name: "exec, server failing", srv: failing, args: []string{"exec", "--", "true"}},
+		{name: "exec, server failing", srv: failing, args: []string{"exec", "-timeout", "1s", "--", "true"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
