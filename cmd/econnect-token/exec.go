@@ -39,10 +39,10 @@ func runExec(ctx context.Context, o *options, p *process) error {
 	// The command says the server refused tok: the token that replaces it
 	// is shared through the cache by every exec that saw the refusal.
 	ts, tok, err = g.replaceWithin(ctx, tok)
+	defer flushWithin(ctx, ts, o.timeout) // with a failed login, the refused token's deletion
 	if err != nil {
 		return err
 	}
-	defer flushWithin(ctx, ts, o.timeout)
 	return exitWith(runCommand(ctx, o.args, tok, p))
 }
 

@@ -19,6 +19,9 @@ func (g *getter) plain(ctx context.Context) (*oauth2.Token, error) {
 		ts, _, err = g.obtain(ctx)
 	}
 	if err != nil {
+		if ts != nil {
+			econnect.Flush(ctx, ts) // a refused token dropped from the cache
+		}
 		return nil, err
 	}
 	return g.finish(ctx, ts)
