@@ -27,10 +27,11 @@ func loginFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.cacert, "cacert", "", "trust only the CA certificates in PEM `FILE`, such as an on-premise server's\nself-signed certificate")
 	fs.BoolVar(&o.insecure, "insecure-skip-verify", false, "do not check the server's TLS certificate (for tests only: anyone on the\nnetwork path could read the password and the token)")
 	fs.BoolVar(&o.allowHTTP, "allow-http", false, "permit a plain http:// URL to a host that is not loopback (the password and\ntoken then cross the network in clear text)")
-	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up getting a token after this `duration`, such as 30s or 2m")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up getting a token after this `duration`, such as 30s or 2m; logins that\n"+
+		"fail for a passing reason (network, 5xx) are retried until then")
 	fs.BoolVar(&o.noCache, "no-cache", false, "neither read nor write the token cache")
-	fs.BoolVar(&o.fresh, "fresh", false, "log in even if the cache holds a good token, and cache the new one (after the\n"+
-		"server refused a token, prefer -refused: runs that saw the refusal share one login)")
+	fs.BoolVar(&o.fresh, "fresh", false, "log in even if the cache holds a good token, and cache the new one (after\n"+
+		"the server refused a token, prefer -refused: the runs that saw the refusal\nshare one login)")
 	fs.Var(noPassword{}, "password", "") // hidden: says where the password goes
 }
 
