@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -453,4 +454,50 @@ func TestRenewOtherUsersToken(t *testing.T) {
 	r := runInProcess(t, env, "", "-renew", "-user", "other")
 	checkFailure(t, r, exitUsage, "the token belongs to another user than -user")
 	checkStats(t, s, econnecttest.Stats{Logins: 1}, 0, 0)
+}
+
+// TestRenewGivenTokenIsCached: -renew caches the token it renewed from
+// ECONNECT_TOKEN, under -user, and a later run prints it.
+func TestRenewGivenTokenIsCached(t *testing.T) {
+	t.Parallel()
+	s, dir := newServer(t, false), t.TempDir()
+	given := seedCache(t, s, dir, 30*time.Minute)
+	env := map[string]string{"ECONNECT_URL": s.URL, "ECONNECT_USERNAME": testUser, "ECONNECT_TOKEN": given, "ECONNECT_CACHE_DIR": dir}
+	tok := checkToken(t, s, runInProcess(t, env, "", "-renew"))
+	if e := loadEntry(t, s, dir); tok == given || e == nil || e.Token != tok {
+		t.Errorf("the cache does not hold the renewed token")
+	}
+	if again := checkToken(t, s, runInProcess(t, cacheEnv(s, dir), "")); again != tok {
+		t.Errorf("a later run printed another token than the renewed one")
+	}
+	checkStats(t, s, econnecttest.Stats{Logins: 1}, 0, 1)
+}
+
+// TestRenewCachedFailing: when the renewal of the cached token fails for a
+// passing reason, -renew says why with a renewal of its own: 503 twice
+// exits 3, and a second renewal that works prints its token.
+func TestRenewCachedFailing(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		faults, code int
+	}{{faults: 2, code: exitUnavailable}, {faults: 1, code: exitOK}} {
+		t.Run(fmt.Sprint(tt.faults, " failing"), func(t *testing.T) {
+			t.Parallel()
+			s, dir := newServer(t, false), t.TempDir()
+			cached := seedCache(t, s, dir, 30*time.Minute)
+			s.FailRenew(tt.faults, econnecttest.Fault{Status: 503})
+			env := map[string]string{"ECONNECT_URL": s.URL, "ECONNECT_USERNAME": testUser, "ECONNECT_CACHE_DIR": dir}
+			r := runInProcess(t, env, "", "-renew")
+			checkStats(t, s, econnecttest.Stats{Logins: 1}, 0, 2)
+			if tt.code != exitOK {
+				checkFailure(t, r, tt.code, "the server is busy or failing: try again later", cached)
+				return
+			}
+			if tok := checkToken(t, s, r); tok == cached {
+				t.Errorf("-renew printed the cached token")
+			} else if e := loadEntry(t, s, dir); e == nil || e.Token != tok {
+				t.Errorf("the cache does not hold the renewed token")
+			}
+		})
+	}
 }

@@ -47,6 +47,7 @@ func runProxy(ctx context.Context, o *options, p *process) error {
 	if err != nil {
 		return err
 	}
+	flushWithin(ctx, ts, o.timeout) // the token is cached by the time the proxy listens
 	h := newProxy(o.base, g.transport(ts), p)
 	p.say("proxy listening on %s", where)
 	p.warn("any local process that can connect to %s calls the API as %s through it", where, o.user)
