@@ -501,3 +501,18 @@ func TestRenewCachedFailing(t *testing.T) {
 		})
 	}
 }
+
+// TestFreshLoginFailsKeepsTheCache: a -fresh run whose login fails exits
+// as a failed login does, and leaves the cached token where it was.
+func TestFreshLoginFailsKeepsTheCache(t *testing.T) {
+	t.Parallel()
+	s, dir := newServer(t, false), t.TempDir()
+	cached := seedCache(t, s, dir, 30*time.Minute)
+	env := cacheEnv(s, dir)
+	env["ECONNECT_PASSWORD"] = "wrong-SENTINEL-93"
+	checkFailure(t, runInProcess(t, env, "", "-fresh"), exitRefused, "check the username", cached, "wrong-SENTINEL-93")
+	if e := loadEntry(t, s, dir); e == nil || e.Token != cached {
+		t.Errorf("the cache does not hold the cached token any more")
+	}
+	checkStats(t, s, econnecttest.Stats{Logins: 1}, 1, 0)
+}
