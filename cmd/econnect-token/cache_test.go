@@ -1,8 +1,9 @@
 package main
 
 import (
-	"context"
+	"cmp"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -12,9 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/econnect-oss/econnect"
 	"github.com/econnect-oss/econnect/econnecttest"
-	"golang.org/x/oauth2"
+	"github.com/econnect-oss/econnect/internal/tokenstore"
 )
 
 // cacheEnv is loginEnv with the token cache in dir.
@@ -24,39 +24,68 @@ func cacheEnv(s *econnecttest.Server, dir string) map[string]string {
 	return env
 }
 
-// testKey is the cache key of the test user at s.
-func testKey(t *testing.T, s *econnecttest.Server) cacheKey {
+// storeKey is the cache key of user at s: the library's key, which names
+// the cache file.
+func storeKey(t *testing.T, s *econnecttest.Server, user string) string {
 	t.Helper()
 	u, err := url.Parse(s.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newCacheKey(u, testUser, false)
+	return tokenstore.Key(u, user, false)
 }
 
-// loadEntry returns the cached entry of the test user at s in dir, or nil.
-func loadEntry(t *testing.T, s *econnecttest.Server, dir string) *cacheEntry {
+// tokenFile is the cache file of the test user at s in dir, as DirStore
+// names it.
+func tokenFile(t *testing.T, s *econnecttest.Server, dir string) string {
 	t.Helper()
-	c := &tokenCache{dir: dir, warn: func(f string, a ...any) { t.Errorf("cache warning: "+f, a...) }}
-	return c.load(testKey(t, s))
+	return filepath.Join(dir, storeKey(t, s, testUser)+".token")
+}
+
+// loadEntry returns the cached entry of the test user at s in dir, or nil
+// when there is none or it is not a valid one.
+func loadEntry(t *testing.T, s *econnecttest.Server, dir string) *tokenstore.Entry {
+	t.Helper()
+	file := tokenFile(t, s, dir)
+	if fi, err := os.Lstat(file); err != nil || !fi.Mode().IsRegular() {
+		return nil // none, or a FIFO that a read would block on
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := tokenstore.Decode(storeKey(t, s, testUser), data, time.Now())
+	if err != nil {
+		return nil
+	}
+	return &e
 }
 
 // seedCache logs in with the library and caches the token as expiring in
-// left, with a lifetime of an hour. It returns the token.
+// left, with a lifetime of an hour, in the library's format. It returns
+// the token. The token is issued a minute back by the server's clock, as
+// a cached token was: the library orders tokens by their claims, and takes
+// two issued in the same second for one as new as the other.
 func seedCache(t *testing.T, s *econnecttest.Server, dir string, left time.Duration) string {
 	t.Helper()
-	cfg := &econnect.Config{BaseURL: s.URL, Username: testUser, Password: testPassword}
-	tok, err := cfg.Token(context.WithValue(t.Context(), oauth2.HTTPClient, s.Client()))
+	s.SetClockOffset(-time.Minute)
+	tok := login(t, s)
+	s.SetClockOffset(0)
+	writeCacheEntry(t, s, dir, tokenstore.Entry{Token: tok, Username: testUser,
+		Expiry: time.Now().Add(left), Lifetime: time.Hour, SavedAt: time.Now()})
+	return tok
+}
+
+// writeCacheEntry writes e as the test user's cache entry at s in dir.
+func writeCacheEntry(t *testing.T, s *econnecttest.Server, dir string, e tokenstore.Entry) {
+	t.Helper()
+	data, err := tokenstore.Encode(storeKey(t, s, testUser), e)
 	if err != nil {
-		t.Fatalf("Token() error = %v", err)
-	}
-	k := testKey(t, s)
-	e := newCacheEntry(k, tok, time.Now(), 0.5)
-	e.Expiry, e.Lifetime = time.Now().Add(left), time.Hour
-	if err := writeFileAtomic(k.file(dir), e); err != nil {
 		t.Fatal(err)
 	}
-	return tok.AccessToken
+	if err := os.WriteFile(tokenFile(t, s, dir), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // checkStats checks the server's login and renewal counts since before.
@@ -71,10 +100,11 @@ func checkStats(t *testing.T, s *econnecttest.Server, before econnecttest.Stats,
 	}
 }
 
-// checkNoTempFiles checks that dir holds only cache entries.
+// checkNoTempFiles checks that dir holds no temporary file of DirStore's
+// (".KEY.tmp-N").
 func checkNoTempFiles(t *testing.T, dir string) {
 	t.Helper()
-	names, err := filepath.Glob(filepath.Join(dir, ".tmp-*"))
+	names, err := filepath.Glob(filepath.Join(dir, ".*.tmp-*"))
 	if err != nil || len(names) > 0 {
 		t.Errorf("temporary files left in the cache: %q (%v)", names, err)
 	}
@@ -141,13 +171,15 @@ func TestCacheStates(t *testing.T) {
 	}{
 		{name: "fresh", left: 30 * time.Minute, wantCached: true},
 		{name: "due", left: 2 * time.Minute, renewals: 1},
-		{name: "under the safety margin", left: 5 * time.Second, renewals: 1},
+		// The library never adopts a token under the safety margin: it logs
+		// in (R7), where the command's own policy used to renew it.
+		{name: "under the safety margin", left: 5 * time.Second, logins: 1},
 		{name: "expired", left: -time.Second, logins: 1},
 		{name: "due, renewal refused", left: 2 * time.Minute, rotate: true, logins: 1, renewals: 1},
 		{name: "due, renewal failing", left: 2 * time.Minute, fault: &econnecttest.Fault{Status: 503}, renewals: 1,
 			wantCached: true, wantStderr: "econnect-token: warning: could not renew the cached token (econnect: renewal refused: 503"},
 		{name: "under the margin, renewal failing", left: 5 * time.Second, fault: &econnecttest.Fault{Status: 503},
-			logins: 1, renewals: 1},
+			logins: 1},
 		{name: "fresh with -fresh", left: 30 * time.Minute, args: []string{"-fresh"}, logins: 1},
 		{name: "fresh with -no-cache", left: 30 * time.Minute, args: []string{"-no-cache"}, logins: 1, keepsCache: true},
 	}
@@ -219,7 +251,7 @@ func TestCacheFileModes(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cache", "econnect") // made by the command
 	checkToken(t, s, runBinary(t, cacheEnv(s, dir), ""))
 	checkMode(t, dir, 0o700)
-	checkMode(t, testKey(t, s).file(dir), 0o600)
+	checkMode(t, tokenFile(t, s, dir), 0o600)
 	checkNoTempFiles(t, dir)
 }
 
@@ -237,24 +269,21 @@ func checkMode(t *testing.T, name string, want os.FileMode) {
 func TestCacheBadFilesAreReplaced(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name       string
-		spoil      func(t *testing.T, s *econnecttest.Server, file string)
-		unix       bool   // only where file modes say who may read a file
-		wantStderr string // empty: nothing on stderr
+		name  string
+		spoil func(t *testing.T, s *econnecttest.Server, file string)
+		unix  bool // only where file modes say who may read a file
 	}{
-		{name: "corrupt", spoil: writeBytes([]byte(`{"version":1,"url":`))},
+		{name: "corrupt", spoil: writeBytes([]byte(`{"version":1,"key":`))},
 		{name: "not JSON", spoil: writeBytes([]byte("\x00\x01garbage"))},
 		{name: "empty", spoil: writeBytes(nil)},
 		{name: "too large", spoil: padded},
-		{name: "another server", spoil: entryFor("http://127.0.0.1:1", "")},
+		{name: "another server", spoil: entryFor("http://127.0.0.1:1", testUser)},
 		{name: "another user", spoil: entryFor("", "someone-else")},
-		{name: "not a JWT", spoil: writeEntry(func(e *cacheEntry) { e.Token = "not-a-jwt" })},
-		{name: "bad lifetime", spoil: writeEntry(func(e *cacheEntry) { e.Lifetime = -time.Hour })},
-		{name: "other version", spoil: writeEntry(func(e *cacheEntry) { e.Version = 2 })},
-		{name: "readable by others", unix: true, spoil: chmod(0o644),
-			wantStderr: "econnect-token: warning: ignoring the cached token in "},
-		{name: "writable by the group", unix: true, spoil: chmod(0o620),
-			wantStderr: "econnect-token: warning: ignoring the cached token in "},
+		{name: "not a JWT", spoil: writeEntry(func(e map[string]any) { e["token"] = "not-a-jwt" })},
+		{name: "bad lifetime", spoil: writeEntry(func(e map[string]any) { e["lifetime"] = "-1h0m0s" })},
+		{name: "other version", spoil: writeEntry(func(e map[string]any) { e["version"] = 2 })},
+		{name: "readable by others", unix: true, spoil: chmod(0o644)},
+		{name: "writable by the group", unix: true, spoil: chmod(0o620)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -264,14 +293,12 @@ func TestCacheBadFilesAreReplaced(t *testing.T) {
 			}
 			s, dir := newServer(t, false), t.TempDir()
 			seedCache(t, s, dir, 30*time.Minute)
-			tt.spoil(t, s, testKey(t, s).file(dir))
+			tt.spoil(t, s, tokenFile(t, s, dir))
 			before := s.Stats()
 			r := runInProcess(t, cacheEnv(s, dir), "")
 			tok := checkToken(t, s, r)
 			checkStats(t, s, before, 1, 0)
-			if tt.wantStderr == "" && r.stderr != "" || !strings.HasPrefix(r.stderr, tt.wantStderr) || strings.Count(r.stderr, "\n") > 1 {
-				t.Errorf("stderr = %q, want %q", r.stderr, tt.wantStderr)
-			}
+			checkOneWarning(t, r, storeWarning)
 			if e := loadEntry(t, s, dir); e == nil || e.Token != tok {
 				t.Errorf("the spoilt file was not replaced by the new token")
 			}
@@ -294,38 +321,50 @@ func padded(t *testing.T, _ *econnecttest.Server, file string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeBytes(append(data, strings.Repeat(" ", maxCacheFile)...))(t, nil, file)
+	writeBytes(append(data, strings.Repeat(" ", tokenstore.MaxValue)...))(t, nil, file)
 }
 
-// writeEntry changes the cached entry with change.
-func writeEntry(change func(*cacheEntry)) func(*testing.T, *econnecttest.Server, string) {
+// writeEntry changes the fields of the cached entry's JSON with change.
+func writeEntry(change func(map[string]any)) func(*testing.T, *econnecttest.Server, string) {
 	return func(t *testing.T, _ *econnecttest.Server, file string) {
 		data, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var e cacheEntry
+		var e map[string]any
 		if err := json.Unmarshal(data, &e); err != nil {
 			t.Fatal(err)
 		}
-		change(&e)
-		if err := writeFileAtomic(file, &e); err != nil {
+		change(e)
+		if data, err = json.Marshal(e); err != nil {
 			t.Fatal(err)
 		}
+		writeBytes(data)(t, nil, file)
 	}
 }
 
-// entryFor makes the entry one of another server or user (empty: the same),
-// as a copied file would be.
-func entryFor(url, user string) func(*testing.T, *econnecttest.Server, string) {
-	return writeEntry(func(e *cacheEntry) {
-		if url != "" {
-			e.URL = url
+// entryFor makes the entry one of user at another server (empty: the same),
+// as a copied file would be: the entry names the key it was saved under.
+func entryFor(server, user string) func(*testing.T, *econnecttest.Server, string) {
+	return func(t *testing.T, s *econnecttest.Server, file string) {
+		u, err := url.Parse(cmp.Or(server, s.URL))
+		if err != nil {
+			t.Fatal(err)
 		}
-		if user != "" {
-			e.User = user
-		}
-	})
+		writeEntry(func(e map[string]any) { e["key"] = tokenstore.Key(u, user, false) })(t, s, file)
+	}
+}
+
+// storeWarning starts the library's warning about the cache (Config.Store)
+// that it ignores or cannot write.
+const storeWarning = "econnect-token: warning: econnect: Config.Store: "
+
+// checkOneWarning checks that r's stderr is one line starting with want.
+func checkOneWarning(t *testing.T, r result, want string) {
+	t.Helper()
+	if !strings.HasPrefix(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("stderr = %q, want one line starting %q", r.stderr, want)
+	}
 }
 
 func chmod(mode os.FileMode) func(*testing.T, *econnecttest.Server, string) {
@@ -339,16 +378,15 @@ func chmod(mode os.FileMode) func(*testing.T, *econnecttest.Server, string) {
 func TestCacheUnwritable(t *testing.T) {
 	t.Parallel()
 	s, dir := newServer(t, false), t.TempDir()
-	// A directory where the entry belongs: it can be neither read nor
-	// replaced, which costs a warning, never the token.
-	if err := os.Mkdir(testKey(t, s).file(dir), 0o700); err != nil {
+	// A directory where the entry belongs, not empty (DirStore replaces an
+	// empty one): it can be neither read nor replaced, which costs a
+	// warning, never the token.
+	if err := os.MkdirAll(filepath.Join(tokenFile(t, s, dir), "in-the-way"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	r := runInProcess(t, cacheEnv(s, dir), "")
 	checkToken(t, s, r)
-	if !strings.HasPrefix(r.stderr, "econnect-token: warning: could not cache the token: ") || strings.Count(r.stderr, "\n") != 1 {
-		t.Errorf("stderr = %q, want one warning that the token could not be cached", r.stderr)
-	}
+	checkOneWarning(t, r, storeWarning)
 	checkNoTempFiles(t, dir)
 }
 
@@ -364,7 +402,7 @@ func TestCacheRenew(t *testing.T) {
 		logins, renewals int
 	}{
 		{name: "fresh cached token", left: 30 * time.Minute, renewals: 1},
-		{name: "expired cached token", left: -time.Second, wantCode: exitRefused, want: "the cached token has expired; log in again without -renew"},
+		{name: "expired cached token", left: -time.Second, wantCode: exitRefused, want: "the cached token has expired or cannot be used; log in again without -renew"},
 		{name: "refused cached token", left: 30 * time.Minute, rotate: true, wantCode: exitRefused, want: "log in again without -renew", renewals: 1},
 		{name: "another user's token", left: 30 * time.Minute, env: map[string]string{"ECONNECT_USERNAME": "someone-else"},
 			wantCode: exitUsage, want: "none cached for this -user and -url"},
@@ -416,4 +454,65 @@ func TestRenewOtherUsersToken(t *testing.T) {
 	r := runInProcess(t, env, "", "-renew", "-user", "other")
 	checkFailure(t, r, exitUsage, "the token belongs to another user than -user")
 	checkStats(t, s, econnecttest.Stats{Logins: 1}, 0, 0)
+}
+
+// TestRenewGivenTokenIsCached: -renew caches the token it renewed from
+// ECONNECT_TOKEN, under -user, and a later run prints it.
+func TestRenewGivenTokenIsCached(t *testing.T) {
+	t.Parallel()
+	s, dir := newServer(t, false), t.TempDir()
+	given := seedCache(t, s, dir, 30*time.Minute)
+	env := map[string]string{"ECONNECT_URL": s.URL, "ECONNECT_USERNAME": testUser, "ECONNECT_TOKEN": given, "ECONNECT_CACHE_DIR": dir}
+	tok := checkToken(t, s, runInProcess(t, env, "", "-renew"))
+	if e := loadEntry(t, s, dir); tok == given || e == nil || e.Token != tok {
+		t.Errorf("the cache does not hold the renewed token")
+	}
+	if again := checkToken(t, s, runInProcess(t, cacheEnv(s, dir), "")); again != tok {
+		t.Errorf("a later run printed another token than the renewed one")
+	}
+	checkStats(t, s, econnecttest.Stats{Logins: 1}, 0, 1)
+}
+
+// TestRenewCachedFailing: when the renewal of the cached token fails for a
+// passing reason, -renew says why with a renewal of its own: 503 twice
+// exits 3, and a second renewal that works prints its token.
+func TestRenewCachedFailing(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		faults, code int
+	}{{faults: 2, code: exitUnavailable}, {faults: 1, code: exitOK}} {
+		t.Run(fmt.Sprint(tt.faults, " failing"), func(t *testing.T) {
+			t.Parallel()
+			s, dir := newServer(t, false), t.TempDir()
+			cached := seedCache(t, s, dir, 30*time.Minute)
+			s.FailRenew(tt.faults, econnecttest.Fault{Status: 503})
+			env := map[string]string{"ECONNECT_URL": s.URL, "ECONNECT_USERNAME": testUser, "ECONNECT_CACHE_DIR": dir}
+			r := runInProcess(t, env, "", "-renew")
+			checkStats(t, s, econnecttest.Stats{Logins: 1}, 0, 2)
+			if tt.code != exitOK {
+				checkFailure(t, r, tt.code, "the server is busy or failing: try again later", cached)
+				return
+			}
+			if tok := checkToken(t, s, r); tok == cached {
+				t.Errorf("-renew printed the cached token")
+			} else if e := loadEntry(t, s, dir); e == nil || e.Token != tok {
+				t.Errorf("the cache does not hold the renewed token")
+			}
+		})
+	}
+}
+
+// TestFreshLoginFailsKeepsTheCache: a -fresh run whose login fails exits
+// as a failed login does, and leaves the cached token where it was.
+func TestFreshLoginFailsKeepsTheCache(t *testing.T) {
+	t.Parallel()
+	s, dir := newServer(t, false), t.TempDir()
+	cached := seedCache(t, s, dir, 30*time.Minute)
+	env := cacheEnv(s, dir)
+	env["ECONNECT_PASSWORD"] = "wrong-SENTINEL-93"
+	checkFailure(t, runInProcess(t, env, "", "-fresh"), exitRefused, "check the username", cached, "wrong-SENTINEL-93")
+	if e := loadEntry(t, s, dir); e == nil || e.Token != cached {
+		t.Errorf("the cache does not hold the cached token any more")
+	}
+	checkStats(t, s, econnecttest.Stats{Logins: 1}, 1, 0)
 }

@@ -1,110 +1,110 @@
 package main
 
 import (
-	"net/url"
-	"os"
-	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/econnect-oss/econnect/internal/policy"
-	"golang.org/x/oauth2"
+	"github.com/econnect-oss/econnect/econnecttest"
 )
 
-func TestWriteFileAtomicRemovesItsTempFile(t *testing.T) {
+// TestCacheKeySpellingsOfOneServer: spellings of one service root (case of
+// the scheme and host, trailing slashes) share one cache entry.
+func TestCacheKeySpellingsOfOneServer(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	target := filepath.Join(dir, "entry.json")
-	if err := os.Mkdir(target, 0o700); err != nil { // the rename fails
-		t.Fatal(err)
-	}
-	if err := writeFileAtomic(target, map[string]int{"a": 1}); err == nil {
-		t.Errorf("writeFileAtomic over a directory: no error")
-	}
-	if err := writeFileAtomic(filepath.Join(dir, "bad.json"), func() {}); err == nil {
-		t.Errorf("writeFileAtomic of a func: no error")
-	}
-	checkNoTempFiles(t, dir)
-}
-
-func TestCacheURL(t *testing.T) {
-	t.Parallel()
-	tests := []struct{ in, want string }{
-		{"https://customer.econnectcloud.com/identities", "https://customer.econnectcloud.com/identities"},
-		{"https://Customer.EconnectCloud.com/identities/", "https://customer.econnectcloud.com/identities"},
-		{"HTTPS://host:443/identities//", "https://host/identities"},
-		{"https://host:5009", "https://host:5009"},
-		{"https://host:5009/", "https://host:5009"},
-		{"http://host:80", "http://host"},
-		{"http://host:443", "http://host:443"},
-		{"http://[::1]:6009/x?q=1#f", "http://[::1]:6009/x"},
-		{"https://host/Identities", "https://host/Identities"},
-	}
-	for _, tt := range tests {
-		u, err := url.Parse(tt.in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := cacheURL(u); got != tt.want {
-			t.Errorf("cacheURL(%q) = %q, want %q", tt.in, got, tt.want)
+	s, dir := newServer(t, false), t.TempDir()
+	base := strings.Replace(s.URL, "127.0.0.1", "localhost", 1) // http://localhost:PORT/identities
+	env := cacheEnv(s, dir)
+	env["ECONNECT_URL"] = base
+	first := checkToken(t, s, runInProcess(t, env, ""))
+	for _, spelling := range []string{
+		base + "/",
+		base + "//",
+		strings.Replace(base, "http://localhost", "HTTP://LocalHost", 1),
+	} {
+		env["ECONNECT_URL"] = spelling
+		if tok := checkToken(t, s, runInProcess(t, env, "")); tok != first {
+			t.Errorf("-url %s: printed another token than the cached one", spelling)
 		}
 	}
+	checkStats(t, s, econnecttest.Stats{}, 1, 0)
 }
 
+// TestCacheKeyKeepsAllowHTTPApart: entries made with -allow-http are kept
+// apart from those made without it, so that a run without it meets the
+// library's rule for plain http, not a cached token; for https,
+// -allow-http changes nothing; two users have an entry each.
 func TestCacheKeyKeepsAllowHTTPApart(t *testing.T) {
 	t.Parallel()
-	plain, _ := url.Parse("http://10.0.0.5:6009")
-	secure, _ := url.Parse("https://10.0.0.5:5009")
-	if newCacheKey(plain, "u", true).file("d") == newCacheKey(plain, "u", false).file("d") {
-		t.Errorf("an http entry written with -allow-http is the one read without it")
-	}
-	if newCacheKey(secure, "u", true) != newCacheKey(secure, "u", false) {
-		t.Errorf("-allow-http changes the key of an https URL")
-	}
-	if newCacheKey(secure, "u", false).file("d") == newCacheKey(secure, "v", false).file("d") {
-		t.Errorf("two users share a cache file")
-	}
-}
-
-func TestEntryState(t *testing.T) {
-	t.Parallel()
-	exp := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
-	e := &cacheEntry{Expiry: exp, Lifetime: time.Hour, Jitter: 0.5}
-	threshold := policy.Threshold(time.Hour, 0, 0.5)
-	margin := policy.Margin(time.Hour)
-	tests := []struct {
-		name string
-		e    *cacheEntry
-		now  time.Time
-		want policy.State
-	}{
-		{"no entry", nil, exp, policy.None},
-		{"never expires", &cacheEntry{}, exp, policy.Fresh},
-		{"at the renewal point", e, exp.Add(-threshold), policy.Fresh},
-		{"just past the renewal point", e, exp.Add(-threshold + 1), policy.Due},
-		{"at the safety margin", e, exp.Add(-margin), policy.Due},
-		{"just inside the safety margin", e, exp.Add(-margin + 1), policy.Unsafe},
-		{"at expiry", e, exp, policy.Expired},
-	}
-	for _, tt := range tests {
-		if got := entryState(tt.e, tt.now); got != tt.want {
-			t.Errorf("%s: entryState() = %v, want %v", tt.name, got, tt.want)
+	t.Run("http", func(t *testing.T) {
+		t.Parallel()
+		s, dir := newServer(t, false), t.TempDir()
+		env := cacheEnv(s, dir)
+		allowed := checkToken(t, s, runInProcess(t, env, "", "-allow-http"))
+		if tok := checkToken(t, s, runInProcess(t, env, "")); tok == allowed {
+			t.Errorf("a run without -allow-http printed the token cached with it")
 		}
-	}
+		if tok := checkToken(t, s, runInProcess(t, env, "", "-allow-http")); tok != allowed {
+			t.Errorf("a run with -allow-http did not print the token cached with it")
+		}
+		checkStats(t, s, econnecttest.Stats{}, 2, 0)
+	})
+	t.Run("https", func(t *testing.T) {
+		t.Parallel()
+		s, dir := newServer(t, true), t.TempDir()
+		env := cacheEnv(s, dir)
+		ca := writeCACert(t, s)
+		first := checkToken(t, s, runInProcess(t, env, "", "-cacert", ca))
+		if tok := checkToken(t, s, runInProcess(t, env, "", "-cacert", ca, "-allow-http")); tok != first {
+			t.Errorf("-allow-http changed the cache entry of an https URL")
+		}
+		checkStats(t, s, econnecttest.Stats{}, 1, 0)
+	})
+	t.Run("users", func(t *testing.T) {
+		t.Parallel()
+		s, dir := newServer(t, false), t.TempDir()
+		s.AddUser("camera-2", testPassword)
+		env := cacheEnv(s, dir)
+		first := checkToken(t, s, runInProcess(t, env, ""))
+		other := runInProcess(t, env, "", "-user", "camera-2")
+		if other.code != exitOK || strings.TrimSpace(other.stdout) == first {
+			t.Errorf("camera-2: exit %d, the first user's token: %t; want its own token",
+				other.code, strings.TrimSpace(other.stdout) == first)
+		}
+		checkStats(t, s, econnecttest.Stats{}, 2, 0)
+	})
 }
 
-func TestNewCacheEntryLifetime(t *testing.T) {
+// TestCacheEntryLifetime: the entry holds the token's expiry and lifetime
+// as the library counted them from the login, and none for a token that
+// never expires, which later runs print as it is.
+func TestCacheEntryLifetime(t *testing.T) {
 	t.Parallel()
-	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
-	k := cacheKey{url: "https://host", user: testUser}
-	tok := (&oauth2.Token{AccessToken: "a.b.c", Expiry: now.Add(time.Hour)}).WithExtra(map[string]any{"username": "Camera-1"})
-	e := newCacheEntry(k, tok, now, 0.25)
-	want := cacheEntry{Version: cacheVersion, URL: "https://host", User: testUser, Token: "a.b.c", Username: "Camera-1",
-		Expiry: now.Add(time.Hour), Lifetime: time.Hour, Jitter: 0.25}
-	if *e != want {
-		t.Errorf("newCacheEntry() = %+v, want %+v", *e, want)
+	s, dir := newServer(t, false), t.TempDir()
+	s.SetLifetime(time.Hour)
+	start := time.Now()
+	tok := checkToken(t, s, runInProcess(t, cacheEnv(s, dir), ""))
+	e := loadEntry(t, s, dir)
+	switch {
+	case e == nil || e.Token != tok:
+		t.Fatal("the cache does not hold the printed token")
+	case e.Username != testUser:
+		t.Errorf("entry username %q, want %q", e.Username, testUser)
+	// iat is whole seconds: the library counts a second less.
+	case e.Lifetime != time.Hour-time.Second:
+		t.Errorf("entry lifetime %v, want %v", e.Lifetime, time.Hour-time.Second)
+	case e.Expiry.Before(start.Add(e.Lifetime)) || e.Expiry.After(time.Now().Add(e.Lifetime)):
+		t.Errorf("entry expiry %v, want the login's time plus its lifetime", e.Expiry)
 	}
-	if e := newCacheEntry(k, &oauth2.Token{AccessToken: "a.b.c"}, now, 0); e.Lifetime != 0 || !e.Expiry.IsZero() {
-		t.Errorf("newCacheEntry(never expires) = %+v, want no expiry and no lifetime", *e)
+
+	s, dir = newServer(t, false), t.TempDir()
+	s.OmitClaims("exp")
+	tok = checkToken(t, s, runInProcess(t, cacheEnv(s, dir), ""))
+	if e := loadEntry(t, s, dir); e == nil || !e.Expiry.IsZero() || e.Lifetime != 0 {
+		t.Fatalf("entry of a token that never expires: %t, want one with no expiry and no lifetime", e != nil)
 	}
+	if again := checkToken(t, s, runInProcess(t, cacheEnv(s, dir), "")); again != tok {
+		t.Errorf("a later run printed another token than the cached one that never expires")
+	}
+	checkStats(t, s, econnecttest.Stats{}, 1, 0)
 }

@@ -197,7 +197,8 @@ func TestAuthFailure(t *testing.T) {
 	}{
 		{name: "wrong password", env: wrong, code: exitRefused, want: "check the username (-user or ECONNECT_USERNAME) and the password"},
 		{name: "unknown user", env: loginEnv(plain), args: []string{"-user", "nobody"}, code: exitRefused, want: "wrong username or password"},
-		{name: "server gone", env: loginEnv(closed), code: exitUnavailable, want: "check -url and that the server is reachable"},
+		{name: "server gone", env: loginEnv(closed), args: []string{"-timeout", "1s"}, code: exitUnavailable,
+			want: "check -url and that the server is reachable"},
 		{name: "untrusted certificate", env: loginEnv(secure), code: exitUsage, want: "give its CA certificate with -cacert FILE"},
 		{name: "wrong cacert", env: loginEnv(secure), args: []string{"-cacert", otherCA}, code: exitUsage,
 			want: "not signed by a certificate in the -cacert file"},

@@ -13,7 +13,6 @@ import (
 
 	"github.com/econnect-oss/econnect"
 	"github.com/econnect-oss/econnect/econnecttest"
-	"github.com/econnect-oss/econnect/internal/policy"
 	"golang.org/x/oauth2"
 )
 
@@ -33,7 +32,6 @@ type demo struct {
 	ts     oauth2.TokenSource // cfg.TokenSource(ctx)
 	hc     *http.Client       // authenticates with ts
 	tok    *oauth2.Token      // the last token seen
-	life   time.Duration      // the first token's lifetime, counted from the login's start
 	start  time.Time
 	stderr io.Writer
 }
@@ -86,12 +84,11 @@ func (d *demo) say(format string, a ...any) {
 // login is step 1: the token source logs in.
 func (d *demo) login(context.Context) error {
 	d.say("1) login: cfg.TokenSource(ctx).Token() sends POST %s/api/v1/authenticate", d.srv.Prefix)
-	sent := time.Now()
 	tok, err := d.ts.Token()
 	if err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
-	d.tok, d.life = tok, tok.Expiry.Sub(sent)
+	d.tok = tok
 	name, _ := tok.Extra("username").(string)
 	d.say("   got a token for %q, valid for %s; server: %s", name, left(tok), stats(d.srv.Stats()))
 	return nil
@@ -112,10 +109,8 @@ func (d *demo) call(ctx context.Context) error {
 // renewal is step 3: a call past the renewal point starts a renewal in the
 // background, without making the call wait for it.
 func (d *demo) renewal(ctx context.Context) error {
-	// The latest renewal point the library may draw for this token: d.life
-	// is at most the lifetime the library counts.
-	latest := d.tok.Expiry.Add(-policy.Threshold(d.life, 0, 0))
-	wait := time.Until(latest) + 50*time.Millisecond
+	st, _ := econnect.StatusOf(d.ts)
+	wait := time.Until(st.RenewAt) + 50*time.Millisecond
 	d.say("3) renewal: the renewal point comes when 3/8 to 1/2 of the lifetime is left; waiting %s to pass it",
 		wait.Round(time.Millisecond))
 	select {

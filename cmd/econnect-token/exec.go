@@ -21,23 +21,26 @@ func runExec(ctx context.Context, o *options, p *process) error {
 	if err := o.readPassword(ctx, p); err != nil {
 		return err
 	}
-	g, err := newGetter(o, p)
+	g, err := newGetter(ctx, o, p)
 	if err != nil {
 		return err
 	}
 	defer g.hc.CloseIdleConnections()
 	o.warnInsecure(p)
-	tok, err := obtainWithin(ctx, g, o)
+	ts, tok, err := g.obtainWithin(ctx)
 	if err != nil {
 		return err
 	}
+	defer flushWithin(ctx, ts, o.timeout) // the saves to the cache, for the next run
 	code, err := runCommand(ctx, o.args, tok, p)
 	if err != nil || code != o.status || ctx.Err() != nil {
 		return exitWith(code, err)
 	}
-	rctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
-	if tok, err = g.replace(rctx, tok); err != nil {
+	// The command says the server refused tok: the token that replaces it
+	// is shared through the cache by every exec that saw the refusal.
+	ts, tok, err = g.replaceWithin(ctx, tok)
+	defer flushWithin(ctx, ts, o.timeout) // with a failed login, the refused token's deletion
+	if err != nil {
 		return err
 	}
 	return exitWith(runCommand(ctx, o.args, tok, p))

@@ -18,14 +18,23 @@ import (
 // for curl -f in exec's tests, which have no curl: see runFakeCurl.
 const fakeCurl = "fake-curl"
 
-// runFakeCurl posts to the URL in args[0] with $ECONNECT_TOKEN as the
-// bearer and returns 0 for a 2xx answer, else 22, as curl -f does.
+// runFakeCurl posts to the URL in its last argument with the header of
+// -H HEADER if given (as curl -H "Authorization: Bearer $TOKEN"), else
+// with $ECONNECT_TOKEN as the bearer, and returns 0 for a 2xx answer, else
+// 22, as curl -f does.
 func runFakeCurl(args []string) int {
-	req, err := http.NewRequest(http.MethodPost, args[0], nil)
+	if len(args) == 0 {
+		return 2
+	}
+	req, err := http.NewRequest(http.MethodPost, args[len(args)-1], nil)
 	if err != nil {
 		return 2
 	}
 	req.Header.Set("Authorization", "Bearer "+os.Getenv("ECONNECT_TOKEN"))
+	if len(args) == 3 && args[0] == "-H" {
+		k, v, _ := strings.Cut(args[1], ": ")
+		req.Header.Set(k, v)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 7
@@ -167,9 +176,10 @@ func TestExecWithoutToken(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			env, _ := tt.setup(t)
+			env, args := tt.setup(t)
 			marker := filepath.Join(t.TempDir(), "ran")
-			r := runBinary(t, env, "", "exec", "--", "sh", "-c", "touch "+marker)
+			args = append(append([]string{"exec"}, args...), "--", "sh", "-c", "touch "+marker)
+			r := runBinary(t, env, "", args...)
 			checkFailure(t, r, tt.want, "econnect-token: ", "wrong-SENTINEL-93")
 			if _, err := os.Stat(marker); err == nil {
 				t.Errorf("the command ran")
@@ -209,5 +219,27 @@ func TestExecPassesSignalsOn(t *testing.T) {
 	cmd.Wait()
 	if got := cmd.ProcessState.ExitCode(); got != 143 {
 		t.Errorf("exit %d, want 143: the command's status after SIGTERM", got)
+	}
+}
+
+// TestExecLoginFailsAfterRefusal: when the command met a 401 and the login
+// that would replace its token fails, exec fails as a plain run would,
+// without running the command again with the refused token, and the
+// refused token is gone from the cache.
+func TestExecLoginFailsAfterRefusal(t *testing.T) {
+	t.Parallel()
+	s, dir := echoServer(t), t.TempDir()
+	refused := seedCache(t, s, dir, 30*time.Minute)
+	s.RotateKey()
+	env := cacheEnv(s, dir)
+	env["ECONNECT_PASSWORD"] = "wrong-SENTINEL-93"
+	before := s.Stats()
+	r := runBinary(t, env, "", "exec", "--", testBinary(t), fakeCurl, s.URL+"/api/v1/echo")
+	checkFailure(t, r, exitRefused, "check the username", refused, "wrong-SENTINEL-93")
+	if st := s.Stats(); st.APICalls-before.APICalls != 1 || st.Logins-before.Logins != 1 {
+		t.Errorf("server saw %+v since %+v; want 1 call (refused) and 1 login (refused)", st, before)
+	}
+	if e := loadEntry(t, s, dir); e != nil {
+		t.Errorf("the cache still holds a token after the refused one's replacement failed")
 	}
 }

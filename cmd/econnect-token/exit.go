@@ -62,8 +62,9 @@ func statusExit(code int) int {
 	return exitUnavailable // a 2xx the library could not use
 }
 
-// errExpired is -renew's error for a cached token that has expired.
-var errExpired = errors.New("-renew: the cached token has expired; log in again without -renew")
+// errExpired is -renew's error for a cached token it cannot renew: it has
+// expired, is too close to expiry, or the cache file cannot be used.
+var errExpired = errors.New("-renew: the cached token has expired or cannot be used; log in again without -renew")
 
 // A usageError is a mistake in the flags, the environment or the input,
 // which ends the command with exit status 2 before any network I/O.

@@ -77,11 +77,13 @@ func (e *tlsError) Temporary() bool { return false }
 func TestExitStatus(t *testing.T) {
 	t.Parallel()
 	type setup func(t *testing.T) (env map[string]string, args []string)
+	// -timeout 1s: a run retries a login that failed for a passing reason
+	// while -timeout allows; the backoff after the first ends past 1 s.
 	fault := func(f econnecttest.Fault) setup {
 		return func(t *testing.T) (map[string]string, []string) {
 			s := newServer(t, false)
 			s.FailLogin(10, f)
-			return loginEnv(s), nil
+			return loginEnv(s), []string{"-timeout", "1s"}
 		}
 	}
 	tests := []struct {
@@ -140,7 +142,7 @@ func refusedToken(t *testing.T) (map[string]string, []string) {
 func connectionRefused(t *testing.T) (map[string]string, []string) {
 	s := newServer(t, false)
 	s.Close()
-	return loginEnv(s), nil
+	return loginEnv(s), []string{"-timeout", "1s"} // one attempt; see fault
 }
 
 func hungLogin(t *testing.T) (map[string]string, []string) {

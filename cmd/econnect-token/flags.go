@@ -27,9 +27,11 @@ func loginFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.cacert, "cacert", "", "trust only the CA certificates in PEM `FILE`, such as an on-premise server's\nself-signed certificate")
 	fs.BoolVar(&o.insecure, "insecure-skip-verify", false, "do not check the server's TLS certificate (for tests only: anyone on the\nnetwork path could read the password and the token)")
 	fs.BoolVar(&o.allowHTTP, "allow-http", false, "permit a plain http:// URL to a host that is not loopback (the password and\ntoken then cross the network in clear text)")
-	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up getting a token after this `duration`, such as 30s or 2m")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up getting a token after this `duration`, such as 30s or 2m; a login\n"+
+		"failing for a passing reason (network, 5xx) is retried until then")
 	fs.BoolVar(&o.noCache, "no-cache", false, "neither read nor write the token cache")
-	fs.BoolVar(&o.fresh, "fresh", false, "log in even if the cache holds a good token (say, after the server refused\nit), and cache the new one")
+	fs.BoolVar(&o.fresh, "fresh", false, "log in even if the cache holds a good token, and cache the new one (after\n"+
+		"the server refused a token, prefer -refused: the runs that saw the refusal\nshare one login)")
 	fs.Var(noPassword{}, "password", "") // hidden: says where the password goes
 }
 
@@ -38,6 +40,8 @@ func tokenFlags(fs *flag.FlagSet, o *options) {
 	loginFlags(fs, o)
 	fs.BoolVar(&o.renew, "renew", false, "renew a token instead of logging in, with no password: the token in\n"+
 		"$ECONNECT_TOKEN, else the first line of stdin, else the cached token of -user")
+	fs.BoolVar(&o.refused, "refused", false, "the server refused the token in $ECONNECT_TOKEN (else stdin's first line):\n"+
+		"print the cached token if it is newer, with no network call, else log in")
 	fs.BoolVar(&o.json, "json", false, "print {\"token\", \"expiry\", \"username\"} as JSON instead of the bare token;\n"+
 		"expiry is RFC 3339, left out when the token never expires")
 	fs.BoolVar(&o.header, "header", false, "print \"Authorization: Bearer TOKEN\" instead of the bare token, for curl -H @-,\n"+

@@ -2,35 +2,40 @@ package main
 
 import (
 	"context"
-	"math/rand/v2"
+	"errors"
+	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/econnect-oss/econnect"
-	"github.com/econnect-oss/econnect/internal/policy"
 	"golang.org/x/oauth2"
 )
 
-// A getter obtains the tokens of one run, through the cache unless
-// -no-cache. Every mode gets its tokens from obtain and replace, so that
-// the cache behind them can change without the modes knowing.
+// A getter obtains the tokens of one run from the library's token sources,
+// with the token cache as their Store unless -no-cache. The sources decide
+// when the cached token will do, when to renew it and when to log in, and
+// save every token they get, so that each mode only asks for tokens and
+// says which one the server refused.
 type getter struct {
 	o     *options
 	p     *process
 	hc    *http.Client // for auth calls, and the proxy's requests
 	cfg   *econnect.Config
-	cache *tokenCache // nil with -no-cache
-	now   func() time.Time
-	rand  func() float64 // draws each new token's renewal threshold
+	cache *cacheStore // cfg.Store; nil with -no-cache
+	// life bounds the auth calls of the sources, renewals in the
+	// background included: the run's, or the proxy's until it stops.
+	life context.Context
 }
 
-// newGetter returns the getter of o's run.
-func newGetter(o *options, p *process) (*getter, error) {
+// newGetter returns the getter of o's run, whose sources live as long as
+// life.
+func newGetter(life context.Context, o *options, p *process) (*getter, error) {
 	hc, err := newHTTPClient(o)
 	if err != nil {
 		return nil, err
 	}
-	g := &getter{o: o, p: p, hc: hc, cfg: newConfig(o), now: time.Now, rand: rand.Float64}
+	g := &getter{o: o, p: p, hc: hc, cfg: newConfig(o), life: life}
+	g.cfg.Logger = slog.New(warnings{p: p, all: o.mode.name == "proxy"})
 	if o.noCache {
 		return g, nil
 	}
@@ -39,11 +44,12 @@ func newGetter(o *options, p *process) (*getter, error) {
 		p.warn("no token cache: %v; set ECONNECT_CACHE_DIR, or use -no-cache", err)
 		return g, nil
 	}
-	g.cache = &tokenCache{dir: dir, warn: p.warn}
+	g.cache = &cacheStore{DirStore: econnect.DirStore(dir)}
+	g.cfg.Store = g.cache
 	return g, nil
 }
 
-// newConfig returns the library's Config for o.
+// newConfig returns the library's Config for o, without a Store.
 func newConfig(o *options) *econnect.Config {
 	return &econnect.Config{
 		BaseURL:           o.url,
@@ -59,94 +65,95 @@ func (g *getter) withClient(ctx context.Context) context.Context {
 	return context.WithValue(ctx, oauth2.HTTPClient, g.hc)
 }
 
-// obtain returns the token of a run without -renew: the cached token while
-// it is fresh, else a renewal of it when it is due, else a login.
-func (g *getter) obtain(ctx context.Context) (*oauth2.Token, error) {
-	ctx = g.withClient(ctx)
-	var e *cacheEntry
-	if !g.o.fresh {
-		e = g.load(g.o.user)
-	}
-	switch state := entryState(e, g.now()); state {
-	case policy.Fresh:
-		return e.oauth2Token(), nil
-	case policy.Due, policy.Unsafe:
-		tok, err := g.renew(ctx, e, g.o.user)
-		if err == nil || ctx.Err() != nil || exitCode(err) == exitUsage {
-			return tok, g.explain(err)
-		}
-		if now := g.now(); exitCode(err) == exitUnavailable && e.timing().State(now).Usable() {
-			g.p.warn("could not renew the cached token (%s); printing it, good for another %s",
-				err, e.Expiry.Sub(now).Round(time.Second))
-			return e.oauth2Token(), nil
-		}
-	}
-	return g.login(ctx)
+// source returns a new token source of the run. With the cache, it starts
+// from the cached token, and saves every token it gets from the server.
+func (g *getter) source() oauth2.TokenSource {
+	return g.cfg.TokenSource(g.withClient(g.life))
 }
 
-// replace returns a new token after the server refused tok: a login,
-// whose token replaces tok in the cache.
-func (g *getter) replace(ctx context.Context, tok *oauth2.Token) (*oauth2.Token, error) {
-	return g.login(g.withClient(ctx))
-}
-
-// source returns a token source that starts from tok and renews it, and an
-// HTTP transport that adds its token to requests and heals refusals. Both
-// live as long as ctx.
-func (g *getter) source(ctx context.Context, tok *oauth2.Token) http.RoundTripper {
-	ts := g.cfg.TokenSourceFrom(g.withClient(ctx), tok)
+// transport returns an HTTP transport that adds ts's token to requests and
+// heals refusals, as Config.Client does, around the run's own source.
+func (g *getter) transport(ts oauth2.TokenSource) http.RoundTripper {
 	return &econnect.Transport{Source: ts, Base: g.hc.Transport}
 }
 
-// entryState is where e's token stands at now; None without one.
-func entryState(e *cacheEntry, now time.Time) policy.State {
-	if e == nil {
-		return policy.None
+// obtain returns the run's source and its first token: the cached token
+// while it is usable (when it is due, its renewal starts in the
+// background), else one from the server; with -fresh, a login's whatever
+// the cache holds.
+func (g *getter) obtain(ctx context.Context) (oauth2.TokenSource, *oauth2.Token, error) {
+	if g.o.fresh {
+		return g.login(ctx)
 	}
-	return e.timing().State(now)
+	ts := g.source()
+	tok, err := econnect.TokenContext(ctx, ts)
+	return ts, tok, g.explain(err)
 }
 
-// login logs in and caches the token.
-func (g *getter) login(ctx context.Context) (*oauth2.Token, error) {
-	tok, err := g.cfg.Token(ctx)
+// login logs in and returns a source started from the new token, which
+// saves it in the cache. A login that fails leaves the cache as it was.
+func (g *getter) login(ctx context.Context) (oauth2.TokenSource, *oauth2.Token, error) {
+	tok, err := g.cfg.Token(g.withClient(ctx))
+	if err != nil {
+		return nil, nil, g.explain(err)
+	}
+	return g.cfg.TokenSourceFrom(g.withClient(g.life), tok), tok, nil
+}
+
+// replace returns a source told that the server refused tok, and the token
+// it takes instead: a newer one that another run saved in the cache, else
+// a login's, one for all the runs that need it at once (the others wait
+// for its token through the cache's lock). A login that fails deletes tok
+// from the cache, so that no later run hands it out.
+//
+// The source is a new one, which holds no token: a source that held tok
+// would hand it out again, with no error, once the login failed (see
+// TestInvalidatedTokenIsNotHandedOutAgain).
+func (g *getter) replace(ctx context.Context, tok *oauth2.Token) (oauth2.TokenSource, *oauth2.Token, error) {
+	ts := g.source()
+	econnect.Invalidate(ts, tok)
+	t, err := econnect.TokenContext(ctx, ts)
+	return ts, t, g.explain(err)
+}
+
+// finish waits for what ts has left to do, a renewal under way and the
+// saves to the cache, and returns its freshest token: the renewed one, or
+// the one in hand while it is usable, with a warning if its renewal
+// failed. A run that exits right after its token calls it, so that the
+// next run finds what this one got.
+func (g *getter) finish(ctx context.Context, ts oauth2.TokenSource) (*oauth2.Token, error) {
+	if err := econnect.Flush(ctx, ts); errors.Is(err, context.Canceled) {
+		return nil, err // interrupted; past -timeout, the token in hand will do
+	}
+	tok, err := econnect.TokenContext(ctx, ts)
 	if err != nil {
 		return nil, g.explain(err)
 	}
-	g.store(g.o.user, tok, nil, g.now())
+	// With a token in hand, an error is that of renewals failing.
+	if st, _ := econnect.StatusOf(ts); st.Error != "" {
+		g.p.warn("could not renew the cached token (%s); printing it, good for another %s",
+			st.Error, time.Until(tok.Expiry).Round(time.Second))
+	}
 	return tok, nil
 }
 
-// renew renews e's token and caches the new one as user's.
-func (g *getter) renew(ctx context.Context, e *cacheEntry, user string) (*oauth2.Token, error) {
-	tok, err := g.cfg.Renew(ctx, e.oauth2Token())
-	if err != nil {
-		return nil, err
-	}
-	g.store(user, tok, e, g.now())
-	return tok, nil
+// flushWithin waits, for d at most, for what ts has left to do.
+func flushWithin(ctx context.Context, ts oauth2.TokenSource, d time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	econnect.Flush(ctx, ts)
 }
 
-// key is the cache key of user at o's server.
-func (g *getter) key(user string) cacheKey {
-	return newCacheKey(g.o.base, user, g.o.allowHTTP)
+// obtainWithin is obtain within -timeout.
+func (g *getter) obtainWithin(ctx context.Context) (oauth2.TokenSource, *oauth2.Token, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.o.timeout)
+	defer cancel()
+	return g.obtain(ctx)
 }
 
-// load returns the cached entry of user, or nil.
-func (g *getter) load(user string) *cacheEntry {
-	if g.cache == nil || user == "" {
-		return nil
-	}
-	return g.cache.load(g.key(user))
-}
-
-// store caches tok, received at now, as user's token; old is the entry tok
-// renewed, if any.
-func (g *getter) store(user string, tok *oauth2.Token, old *cacheEntry, now time.Time) {
-	if g.cache == nil || user == "" {
-		return
-	}
-	if old != nil && old.Token == tok.AccessToken {
-		return // the server renewed with the same JWT: its timing stands
-	}
-	g.cache.store(g.key(user), newCacheEntry(g.key(user), tok, now, g.rand()))
+// replaceWithin is replace within -timeout.
+func (g *getter) replaceWithin(ctx context.Context, tok *oauth2.Token) (oauth2.TokenSource, *oauth2.Token, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.o.timeout)
+	defer cancel()
+	return g.replace(ctx, tok)
 }

@@ -12,7 +12,9 @@
 // histories and process listings. A plain run prints the token alone on
 // stdout, or with -header as an Authorization header line for curl -H @-,
 // so that the token stays off command lines too. Tokens are cached per
-// server and user in the user's cache directory. The subcommands serve
+// server and user in the user's cache directory, through the library's
+// DirStore: runs that need a token at once, or that saw the server refuse
+// the same one (-refused), make one login between them. The subcommands serve
 // long-running programs: proxy adds the token to every request sent through
 // it, renewing it and healing refusals; exec runs a command with the token
 // in ECONNECT_TOKEN and runs it once more with a new token if it fails with

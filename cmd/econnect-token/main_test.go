@@ -73,9 +73,23 @@ func commandProcess(t *testing.T, env map[string]string, args ...string) *exec.C
 	if err != nil {
 		t.Fatal(err)
 	}
+	return testProcess(t, env, exe, args...)
+}
+
+// shellProcess returns sh -c script, not started, with the environment of
+// commandProcess: the command is the test binary, $C in the script.
+func shellProcess(t *testing.T, env map[string]string, script string) *exec.Cmd {
+	t.Helper()
+	return testProcess(t, env, "sh", "-c", script)
+}
+
+// testProcess returns the program name with args, not started, with only the
+// variables commandProcess gives the command in its environment.
+func testProcess(t *testing.T, env map[string]string, name string, args ...string) *exec.Cmd {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	t.Cleanup(cancel)
-	cmd := exec.CommandContext(ctx, exe, args...)
+	cmd := exec.CommandContext(ctx, name, args...)
 	// Under -race, a process sleeps a second at exit unless told not to.
 	cmd.Env = []string{asCommand + "=1", "GORACE=atexit_sleep_ms=0", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	if _, ok := env["ECONNECT_CACHE_DIR"]; !ok {

@@ -21,12 +21,13 @@ type options struct {
 	timeout        time.Duration
 	noCache, fresh bool
 
-	renew, json, header bool // plain runs
-	demo, version       bool
-	listen              string        // proxy and fake
-	status              int           // exec
-	lifetime            time.Duration // fake
-	args                []string      // exec's command
+	renew, refused bool // plain runs
+	json, header   bool
+	demo, version  bool
+	listen         string        // proxy and fake
+	status         int           // exec
+	lifetime       time.Duration // fake
+	args           []string      // exec's command
 
 	base     *url.URL // url, parsed
 	password string   // from ECONNECT_PASSWORD or stdin; never from a flag
@@ -88,7 +89,29 @@ func checkPlain(o *options, fs *flag.FlagSet, env func(string) string) error {
 	case o.demo:
 		return checkDemo(fs)
 	}
+	if err := checkTokenFlags(o, env); err != nil {
+		return err
+	}
 	return o.complete(env)
+}
+
+// checkTokenFlags refuses the flags a plain run cannot do together: -renew
+// and -refused say where the token to replace comes from, and -fresh that
+// none is needed.
+func checkTokenFlags(o *options, env func(string) string) error {
+	switch {
+	case o.renew && o.passwordStdin:
+		return usagef("-renew uses no password; drop -password-stdin")
+	case o.renew && o.fresh:
+		return usagef("-fresh logs in and -renew does not; drop one")
+	case o.renew && o.refused:
+		return usagef("-renew renews a token and -refused replaces one the server refused; drop one")
+	case o.refused && o.fresh:
+		return usagef("-fresh logs in whatever the cache holds, -refused only if it holds the refused token; drop one")
+	case o.refused && o.passwordStdin && env("ECONNECT_TOKEN") == "":
+		return usagef("-refused with -password-stdin: stdin holds the password; set ECONNECT_TOKEN to the refused token")
+	}
+	return nil
 }
 
 // noArguments is the error for arguments after the flags, which are not
@@ -163,10 +186,6 @@ func (o *options) complete(env func(string) string) error {
 		return usagef("no server URL: use -url or set ECONNECT_URL, such as https://customer.econnectcloud.com/identities")
 	case o.cacert != "" && o.insecure:
 		return usagef("-cacert and -insecure-skip-verify contradict each other; drop one")
-	case o.renew && o.passwordStdin:
-		return usagef("-renew uses no password; drop -password-stdin")
-	case o.renew && o.fresh:
-		return usagef("-fresh logs in and -renew does not; drop one")
 	}
 	var err error
 	if o.base, err = parseURL(o.url); err != nil || o.renew {

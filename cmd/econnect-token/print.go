@@ -25,7 +25,7 @@ func runPlain(ctx context.Context, o *options, p *process) error {
 	if err := o.readPassword(ctx, p); err != nil {
 		return err
 	}
-	g, err := newGetter(o, p)
+	g, err := newGetter(ctx, o, p)
 	if err != nil {
 		return err
 	}
@@ -35,7 +35,7 @@ func runPlain(ctx context.Context, o *options, p *process) error {
 	if o.renew {
 		tok, err = g.renewGiven(ctx)
 	} else {
-		tok, err = g.obtain(ctx)
+		tok, err = g.plain(ctx)
 	}
 	if err != nil {
 		return err

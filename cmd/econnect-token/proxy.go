@@ -7,13 +7,17 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-
-	"golang.org/x/oauth2"
+	"time"
 )
 
 // maxReplay is the largest request body the proxy holds in memory, so that
 // a request refused with 401 can be sent once more with a new token.
 const maxReplay = 16 << 20
+
+// flushGrace is how long a stopping proxy waits for the cache to be
+// written: a save takes milliseconds, and a renewal under way is not worth
+// waiting for.
+const flushGrace = 2 * time.Second
 
 // runProxy is econnect-token proxy: a reverse proxy to -url that adds the
 // token to every request, on -listen, until SIGINT or SIGTERM.
@@ -29,30 +33,28 @@ func runProxy(ctx context.Context, o *options, p *process) error {
 	// A login whatever the cache holds: a wrong password must end the
 	// proxy now, not at its first login hours later.
 	o.fresh = true
-	g, err := newGetter(o, p)
+	// The sources outlive the signal, for the requests still in flight.
+	life, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	g, err := newGetter(life, o, p)
 	if err != nil {
 		return err
 	}
 	defer g.hc.CloseIdleConnections()
-	tok, err := obtainWithin(ctx, g, o)
+	// The source shares the cache with the runs of scripts: the tokens it
+	// renews or gets after a 401 are theirs too.
+	ts, _, err := g.obtainWithin(ctx)
 	if err != nil {
 		return err
 	}
-	// The source outlives the signal, for the requests still in flight.
-	life, stop := context.WithCancel(context.WithoutCancel(ctx))
-	defer stop()
-	h := newProxy(o.base, g.source(life, tok), p)
+	flushWithin(ctx, ts, o.timeout) // the token is cached by the time the proxy listens
+	h := newProxy(o.base, g.transport(ts), p)
 	p.say("proxy listening on %s", where)
 	p.warn("any local process that can connect to %s calls the API as %s through it", where, o.user)
 	o.warnInsecure(p)
-	return serve(ctx, ln, h, "proxy", p)
-}
-
-// obtainWithin is g.obtain within -timeout.
-func obtainWithin(ctx context.Context, g *getter, o *options) (*oauth2.Token, error) {
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
-	return g.obtain(ctx)
+	err = serve(ctx, ln, h, "proxy", p)
+	flushWithin(life, ts, flushGrace) // a save under way, for the next run
+	return err
 }
 
 // newProxy returns the proxy's handler: requests go to base through rt,

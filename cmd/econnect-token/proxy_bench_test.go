@@ -40,10 +40,10 @@ func benchProxies(b *testing.B) (bare, ours string) {
 	}
 	hc, _ := newHTTPClient(o)
 	b.Cleanup(hc.CloseIdleConnections)
-	g := &getter{o: o, hc: hc, cfg: cfg}
 	life, stop := context.WithCancel(context.Background())
+	g := &getter{o: o, hc: hc, cfg: cfg, life: life}
 	b.Cleanup(stop)
-	command := newProxy(base, g.source(life, tok), &process{stderr: io.Discard})
+	command := newProxy(base, g.transport(cfg.TokenSourceFrom(g.withClient(life), tok)), &process{stderr: io.Discard})
 	return serveBench(b, handBuilt) + "/api/v1/ping", serveBench(b, command) + "/api/v1/ping"
 }
 

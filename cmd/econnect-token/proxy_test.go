@@ -574,3 +574,61 @@ func skipWithoutSignals(t *testing.T) {
 		t.Skip("no SIGINT or SIGTERM to send on Windows")
 	}
 }
+
+// TestProxySharesTheCache: the proxy and the runs of scripts beside it
+// share the token cache: a run takes the token the proxy logged in with,
+// and the token the proxy gets after a 401 is cached for the runs after
+// it.
+func TestProxySharesTheCache(t *testing.T) {
+	t.Parallel()
+	s, dir := echoServer(t), t.TempDir()
+	env := cacheEnv(s, dir)
+	rp := startProxy(t, env)
+	first := checkToken(t, s, runInProcess(t, env, ""))
+	checkStats(t, s, econnecttest.Stats{}, 1, 0)
+	s.RotateKey()
+	if code, _, err := rp.post("/api/v1/echo", strings.NewReader("ping")); err != nil || code != http.StatusOK {
+		t.Fatalf("request after a key rotation: %d, %v; want 200 with a new token", code, err)
+	}
+	if r := rp.stop(); r.code != 143 {
+		t.Errorf("proxy exit %d, stderr %q; want 143", r.code, r.stderr)
+	}
+	e := loadEntry(t, s, dir)
+	if e == nil || e.Token == first {
+		t.Fatal("the cache does not hold the token the proxy got after the 401")
+	}
+	if tok := checkToken(t, s, runInProcess(t, env, "")); tok != e.Token {
+		t.Errorf("a run after the proxy printed another token than the one it cached")
+	}
+	checkStats(t, s, econnecttest.Stats{}, 2, 0)
+}
+
+// TestProxyCachesItsRenewals: a token the proxy renews is cached.
+func TestProxyCachesItsRenewals(t *testing.T) {
+	t.Parallel()
+	s, dir := echoServer(t), t.TempDir()
+	s.SetLifetime(3 * time.Second) // usable for 2 s: renewed after about 1 s
+	rp := startProxy(t, cacheEnv(s, dir))
+	e := loadEntry(t, s, dir)
+	if e == nil {
+		t.Fatal("the proxy did not cache the token it logged in with before it listened")
+	}
+	// Renewals come with time and a request: one every 50 ms, 10 s at most.
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; i < 200 && s.Stats().Renewals == 0; i++ {
+		if code, _, err := rp.post("/api/v1/echo", strings.NewReader("ping")); err != nil || code != http.StatusOK {
+			t.Fatalf("request: %d, %v; want 200", code, err)
+		}
+		<-tick.C
+	}
+	rp.stop()
+	if st := s.Stats(); st.Renewals == 0 || st.Logins != 1 {
+		t.Fatalf("server saw %+v, want renewals and 1 login", st)
+	}
+	if renewed := loadEntry(t, s, dir); renewed == nil || renewed.Token == e.Token {
+		t.Error("the cache does not hold the renewed token")
+	} else if _, err := s.VerifyToken(renewed.Token); err != nil {
+		t.Errorf("the cached token: %v", err)
+	}
+}

@@ -106,6 +106,12 @@ func TestRunUsage(t *testing.T) {
 			want: "or name the user whose cached token to renew with -user"},
 		{name: "renew without token or cached token", env: full, args: []string{"-renew"}, want: "none cached for this -user and -url"},
 		{name: "renew garbage", env: full, stdin: "hunter2\n", args: []string{"-renew"}, want: "the token to renew is not usable"},
+		{name: "refused without token", env: full, args: []string{"-refused"}, want: "-refused: no token: set ECONNECT_TOKEN"},
+		{name: "refused garbage", env: full, stdin: "hunter2\n", args: []string{"-refused"}, want: "-refused: the refused token is not usable"},
+		{name: "refused with renew", env: full, args: []string{"-refused", "-renew"}, want: "-renew renews a token and -refused replaces one"},
+		{name: "refused with fresh", env: full, args: []string{"-refused", "-fresh"}, want: "-fresh logs in whatever the cache holds"},
+		{name: "refused with password-stdin", env: noPassword, stdin: "hunter2\n", args: []string{"-refused", "-password-stdin"},
+			want: "stdin holds the password; set ECONNECT_TOKEN to the refused token"},
 		{name: "demo with url", args: []string{"-demo", "-url", "https://127.0.0.1:1"}, want: "-demo runs its own server and takes no -url"},
 		{name: "demo with no-cache", args: []string{"-demo", "-no-cache"}, want: "-demo runs its own server and takes no -no-cache"},
 		{name: "json and header", env: full, args: []string{"-json", "-header"}, want: "-json and -header are two ways to print the token"},
@@ -256,6 +262,8 @@ func TestOutputDoesNotDependOnThePassword(t *testing.T) {
 	failing.FailLogin(100, econnecttest.Fault{Status: http.StatusServiceUnavailable, Body: `{"error":"down"}`})
 	// Passwords that occur in the messages, or are part of words there.
 	passwords := []string{"password", "e", "wrong", "x", "login", "refused", "econnect-token", " "}
+	// Against the failing server, -timeout 1s: one login, whose backoff
+	// ends past the deadline, so that no run waits for a second.
 	tests := []struct {
 		name string
 		srv  *econnecttest.Server
@@ -263,15 +271,15 @@ func TestOutputDoesNotDependOnThePassword(t *testing.T) {
 	}{
 		{name: "wrong password", srv: s},
 		{name: "wrong password, on stdin", srv: s, args: []string{"-password-stdin"}},
-		{name: "server failing", srv: failing},
+		{name: "server failing", srv: failing, args: []string{"-timeout", "1s"}},
 		{name: "bad flag", srv: s, args: []string{"-timeout", "5"}},
 		{name: "-header, wrong password", srv: s, args: []string{"-header"}},
 		{name: "proxy, wrong password", srv: s, args: []string{"proxy"}},
 		{name: "proxy, wrong password, on stdin", srv: s, args: []string{"proxy", "-password-stdin"}},
-		{name: "proxy, server failing", srv: failing, args: []string{"proxy"}},
+		{name: "proxy, server failing", srv: failing, args: []string{"proxy", "-timeout", "1s"}},
 		{name: "exec, wrong password", srv: s, args: []string{"exec", "--", "true"}},
 		{name: "exec, wrong password, on stdin", srv: s, args: []string{"exec", "-password-stdin", "--", "true"}},
-		{name: "exec, server failing", srv: failing, args: []string{"exec", "--", "true"}},
+		{name: "exec, server failing", srv: failing, args: []string{"exec", "-timeout", "1s", "--", "true"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -44,8 +44,10 @@ Examples:
   # renew a token before it expires (no password needed)
   TOKEN=$(ECONNECT_TOKEN=$TOKEN econnect-token -renew)
 
-  # after the server refused the cached token (key rotation, revoked session)
-  TOKEN=$(econnect-token -fresh)
+  # after the server refused the token (key rotation, revoked session): the
+  # cached one if another run got a newer one, else a login shared by all
+  # the runs that saw the refusal
+  TOKEN=$(ECONNECT_TOKEN=$TOKEN econnect-token -refused)
 
   # the token with its expiry and username
   econnect-token -json
@@ -58,20 +60,27 @@ Flags:
 
 const plainTail = `
 Token cache:
-  The token is cached per server and user, in a private file (mode 0600) in
+  Runs share their tokens through a private directory (0700, files 0600):
   $ECONNECT_CACHE_DIR or, by default, econnect in the user's cache directory
-  (on Linux ~/.cache/econnect). A run prints the cached token, with no network
-  call, until its renewal point; then it renews it, and it logs in when there
-  is none, it has expired, or the server refused to renew it. -no-cache
-  neither reads nor writes the cache, -fresh logs in whatever it holds, and
-  deleting the directory clears it. The cache never remembers a refused login:
-  with a wrong password, every run tries once more.
+  (on Linux ~/.cache/econnect), one file per server, user and -allow-http.
+  A run prints the cached token, with no network call, while it is usable;
+  once it is due for renewal, the run renews it and prints the new one (or
+  the cached one with a warning if the renewal fails), and it logs in when
+  there is none usable. Runs that need a token at the same moment make one
+  login between them. After the server refused a token, -refused with that
+  token prints the cached one if it is newer, else logs in (once for all the
+  runs that saw the refusal); -fresh logs in whatever the cache holds;
+  -no-cache neither reads nor writes it. A file in the cache that is not a
+  private regular file is ignored with a warning and replaced. The cache
+  never remembers a refused login: with a wrong password, every run tries
+  once more.
 
 Environment:
   ECONNECT_URL        default for -url
   ECONNECT_USERNAME   default for -user
   ECONNECT_PASSWORD   the password, unless -password-stdin
-  ECONNECT_TOKEN      the token for -renew; if unset, the first line of stdin
+  ECONNECT_TOKEN      the token for -renew or -refused; if unset, the first
+                      line of stdin
   ECONNECT_CACHE_DIR  the token cache's directory
 ` + exitUsageText
 
