@@ -217,6 +217,12 @@ func makeToken(raw, name string, tm policy.Timing) *token {
 
 func (t *token) raw() string { return t.header[len(bearer):] }
 
+// claims returns the JWT's claims; zero for a token that is not a JWT.
+func (t *token) claims() jwtclaims.Claims {
+	cl, _ := jwtclaims.Parse(t.raw())
+	return cl
+}
+
 // username is the name the server gave with the token.
 func (t *token) username() string {
 	name, _ := t.extra["username"].(string)

@@ -29,7 +29,6 @@ import (
 	"time"
 
 	"github.com/econnect-oss/econnect/internal/dirstore"
-	"github.com/econnect-oss/econnect/internal/jwtclaims"
 	"github.com/econnect-oss/econnect/internal/policy"
 	"github.com/econnect-oss/econnect/internal/secret"
 	"github.com/econnect-oss/econnect/internal/tokenstore"
@@ -493,8 +492,8 @@ func (s *source) startFromShelf() {
 		s.publishLocked()
 		return
 	}
-	if t := s.tok; t != nil && t.timing.State(s.clock.wall()).Usable() && e.Token != t.raw() &&
-		(e.Token == "" || tokenstore.Newer(claimsOf(t.raw()), e.Claims)) {
+	if t := s.tok; t != nil && t.timing.State(s.clock.wall()).Usable() &&
+		(e.Token == "" || tokenstore.Adopts(tokenstore.Entry{Token: t.raw(), Claims: t.claims()}, tokenstore.Held{Token: e.Token})) {
 		o := outcome{tok: t}
 		w := s.queueLocked(o)
 		s.wg.Add(1)
@@ -1143,36 +1142,21 @@ func (s *source) fromShelf(p plan) (*token, error) {
 }
 
 // adoptable returns the token of e, a valid entry for the source's key, if
-// the source takes it instead of calling the server: it is usable, not one
-// the source saw refused, and newer than the token in hand by its own
-// claims (exp, then iat: the server's clock orders tokens, so that machines
-// never compare their own). After a refusal, any other token not older than
-// the refused one will do.
+// the source takes it instead of calling the server (see
+// tokenstore.Adopts) and it is usable.
 func (s *source) adoptable(e tokenstore.Entry, p plan) *token {
-	if e.Token == p.refused || p.old != nil && e.Token == p.old.raw() {
+	held := tokenstore.Held{Refused: p.refused}
+	if p.old != nil {
+		held.Token = p.old.raw()
+	}
+	if !tokenstore.Adopts(e, held) {
 		return nil
 	}
 	t := makeToken(e.Token, e.Username, policy.NewTiming(e.Expiry, e.Lifetime, s.cfg.EarlyExpiry, s.draw))
 	if !t.timing.State(s.clock.wall()).Usable() {
 		return nil
 	}
-	switch {
-	case p.old != nil && p.old.raw() != p.refused:
-		if !tokenstore.Newer(e.Claims, claimsOf(p.old.raw())) {
-			return nil
-		}
-	case p.refused != "":
-		if tokenstore.Newer(claimsOf(p.refused), e.Claims) {
-			return nil
-		}
-	}
 	return t
-}
-
-// claimsOf returns the claims of jwt, zero for a token that is not a JWT.
-func claimsOf(jwt string) jwtclaims.Claims {
-	cl, _ := jwtclaims.Parse(jwt)
-	return cl
 }
 
 // storeWork is what a flight leaves for after its waiters are released,

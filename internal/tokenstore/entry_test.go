@@ -3,6 +3,7 @@ package tokenstore
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -189,4 +190,48 @@ func FuzzDecode(f *testing.F) {
 			t.Errorf("Decode(%q) = %+v, want a JWT and an expiry and lifetime that agree", b, e)
 		}
 	})
+}
+
+// TestAdopts: the rule a source takes a stored token by, row by row.
+func TestAdopts(t *testing.T) {
+	tok := func(exp, iat int64) string { return jwt(fmt.Sprintf(`{"iat":%d,"exp":%d}`, iat, exp)) }
+	entry := func(jwt string) Entry {
+		e, err := Decode("k", mustEncode(t, jwt), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	older, held, newer := tok(100, 50), tok(200, 100), tok(300, 200)
+	sameClaims := jwt(`{"iat":100,"exp":200,"jti":"another"}`)
+	tests := []struct {
+		name  string
+		e     string
+		h     Held
+		adopt bool
+	}{
+		{"nothing in hand", older, Held{}, true},
+		{"newer than the token in hand", newer, Held{Token: held}, true},
+		{"older than the token in hand", older, Held{Token: held}, false},
+		{"the token in hand itself", held, Held{Token: held}, false},
+		{"as new as the token in hand", sameClaims, Held{Token: held}, false},
+		{"the refused token", held, Held{Token: held, Refused: held}, false},
+		{"another, as new, after a refusal", sameClaims, Held{Token: held, Refused: held}, true},
+		{"an older one after a refusal", older, Held{Token: held, Refused: held}, false},
+		{"after a refusal, nothing in hand", newer, Held{Refused: held}, true},
+	}
+	for _, tt := range tests {
+		if got := Adopts(entry(tt.e), tt.h); got != tt.adopt {
+			t.Errorf("%s: Adopts() = %t, want %t", tt.name, got, tt.adopt)
+		}
+	}
+}
+
+func mustEncode(t *testing.T, jwt string) []byte {
+	t.Helper()
+	b, err := Encode("k", Entry{Token: jwt, Expiry: now.Add(time.Hour), Lifetime: time.Hour, SavedAt: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
