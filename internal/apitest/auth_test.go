@@ -15,6 +15,7 @@ import (
 
 	"github.com/econnect-oss/econnect"
 	"github.com/econnect-oss/econnect/econnecttest"
+	"github.com/econnect-oss/econnect/internal/testkit"
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/oauth2"
 )
@@ -121,12 +122,12 @@ func TestBadAnswers(t *testing.T) {
 		{"opaque token", `{"token":"SECRET-opaque-value"}`, "token is not a JWT"},
 		{"two parts", `{"token":"eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjF9"}`, "token is not a JWT"},
 		{"payload not JSON", `{"token":"eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.c2ln"}`, "token is not a JWT"},
-		{"exp a string", answer(fakeJWT(map[string]any{"exp": "tomorrow"})), "exp is not a time"},
-		{"iat a string", answer(fakeJWT(map[string]any{"exp": now + 60, "iat": "now"})), "iat is not a time"},
-		{"exp negative", answer(fakeJWT(map[string]any{"exp": -5})), "exp is not a time"},
-		{"exp huge", answer(fakeJWT(map[string]any{"exp": 1e300})), "exp is not a time"},
-		{"exp before iat", answer(fakeJWT(map[string]any{"exp": now, "iat": now + 60})), "expired on arrival"},
-		{"exp in the past", answer(fakeJWT(map[string]any{"exp": now - 1})), "expired on arrival"},
+		{"exp a string", answer(testkit.FakeJWT(map[string]any{"exp": "tomorrow"})), "exp is not a time"},
+		{"iat a string", answer(testkit.FakeJWT(map[string]any{"exp": now + 60, "iat": "now"})), "iat is not a time"},
+		{"exp negative", answer(testkit.FakeJWT(map[string]any{"exp": -5})), "exp is not a time"},
+		{"exp huge", answer(testkit.FakeJWT(map[string]any{"exp": 1e300})), "exp is not a time"},
+		{"exp before iat", answer(testkit.FakeJWT(map[string]any{"exp": now, "iat": now + 60})), "expired on arrival"},
+		{"exp in the past", answer(testkit.FakeJWT(map[string]any{"exp": now - 1})), "expired on arrival"},
 		{"oversized", `{"token":"` + strings.Repeat("a", 1<<20) + `"}`, "larger than 1 MiB"},
 	}
 	for _, tt := range tests {

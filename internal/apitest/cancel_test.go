@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/econnect-oss/econnect"
 	"github.com/econnect-oss/econnect/econnecttest"
+	"github.com/econnect-oss/econnect/internal/testkit"
 	"golang.org/x/oauth2"
 )
 
@@ -20,7 +20,7 @@ func TestColdStartThroughTokenSource(t *testing.T) {
 	f.holdLogins(1)
 	ts := f.cfg.TokenSource(f.ctx)
 	var got [64]string
-	parallel(64, func(i int) {
+	testkit.Parallel(64, func(i int) {
 		tok, err := ts.Token()
 		if err != nil {
 			t.Errorf("caller %d: Token() error = %v", i, err)
@@ -56,9 +56,7 @@ func TestCancelSource(t *testing.T) {
 		ctx, cancel := context.WithCancel(f.ctx)
 		f.srv.FailLogin(1, econnecttest.Fault{Hang: true})
 		go func() {
-			for f.logins() == 0 {
-				runtime.Gosched()
-			}
+			f.awaitLogins(t, 1)
 			cancel()
 		}()
 		if _, err := f.cfg.TokenSource(ctx).Token(); !errors.Is(err, context.Canceled) {
@@ -72,9 +70,7 @@ func TestCancelSource(t *testing.T) {
 		hc := f.cfg.Client(f.ctx)
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
-			for f.logins() == 0 {
-				runtime.Gosched()
-			}
+			f.awaitLogins(t, 1)
 			cancel()
 		}()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.srv.URL+"/api/v1/whoami", nil)
@@ -109,10 +105,9 @@ func TestNewClientKeepsRenewalPoint(t *testing.T) {
 	if code, _ := get(t, hc, f.srv.URL+"/api/v1/whoami"); code != 200 {
 		t.Fatalf("GET status %d, want 200", code)
 	}
-	deadline := time.Now().Add(30 * time.Second) // a guard against a hang, not a timing
-	for f.srv.Stats().Renewals == 0 && time.Now().Before(deadline) {
-		runtime.Gosched()
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Guard)
+	defer cancel()
+	f.srv.WaitFor(ctx, func(st econnecttest.Stats) bool { return st.Renewals > 0 })
 	if st := f.srv.Stats(); st.Renewals != 1 {
 		t.Errorf("Stats().Renewals = %d, want 1: the renewal point was not kept", st.Renewals)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/econnect-oss/econnect"
 	"github.com/econnect-oss/econnect/econnecttest"
+	"github.com/econnect-oss/econnect/internal/testkit"
 	"golang.org/x/oauth2"
 )
 
@@ -43,7 +44,7 @@ func TestColdStartThroughNewClient(t *testing.T) {
 	f.holdLogins(1)
 	hc := oauth2.NewClient(f.ctx, f.cfg.TokenSource(f.ctx))
 	var got [64]string
-	parallel(64, func(i int) {
+	testkit.Parallel(64, func(i int) {
 		_, got[i] = get(t, hc, f.srv.URL+"/api/v1/whoami")
 	})
 	if n := f.logins(); n != 1 {
@@ -162,7 +163,7 @@ func TestSpurious401s(t *testing.T) {
 			t.Fatalf("first POST status = %d, want 200", code)
 		}
 		f.srv.RotateKey()
-		parallel(100, func(i int) {
+		testkit.Parallel(100, func(i int) {
 			want := fmt.Sprintf("face %d %s", i, strings.Repeat("x", i*100))
 			code, got := post(t, hc, f.srv.URL+"/api/v1/echo", strings.NewReader(want))
 			if code != 200 || got != want {

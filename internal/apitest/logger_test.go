@@ -13,6 +13,7 @@ import (
 
 	"github.com/econnect-oss/econnect"
 	"github.com/econnect-oss/econnect/econnecttest"
+	"github.com/econnect-oss/econnect/internal/testkit"
 	"golang.org/x/oauth2"
 )
 
@@ -55,8 +56,8 @@ func TestLoggerCallsBackIntoSource(t *testing.T) {
 		_, err := ts.Token()
 		outer <- err
 	}()
-	wantBadCredentials(t, "Token()", await(t, outer, "Token() while the logger calls back"))
-	wantBadCredentials(t, "Token() inside the logger", await(t, inner, "Token() inside the logger"))
+	wantBadCredentials(t, "Token()", testkit.Await(t, outer, "Token() while the logger calls back"))
+	wantBadCredentials(t, "Token() inside the logger", testkit.Await(t, inner, "Token() inside the logger"))
 	if n := f.logins(); n != 1 {
 		t.Errorf("server saw %d logins, want 1: the logger's call falls in the backoff", n)
 	}
@@ -82,8 +83,8 @@ func TestSlowLoggerStallsNoCaller(t *testing.T) {
 		_, err := ts.Token()
 		first <- err
 	}()
-	await(t, entered, "the logger's warning")
-	wantBadCredentials(t, "first Token()", await(t, first, "the first Token() while the logger blocks"))
+	testkit.Await(t, entered, "the logger's warning")
+	wantBadCredentials(t, "first Token()", testkit.Await(t, first, "the first Token() while the logger blocks"))
 	errs := make(chan []error, 1)
 	go func() {
 		var got []error
@@ -93,9 +94,9 @@ func TestSlowLoggerStallsNoCaller(t *testing.T) {
 		}
 		errs <- got
 	}()
-	got := await(t, errs, "Token() while the logger blocks")
+	got := testkit.Await(t, errs, "Token() while the logger blocks")
 	close(release)
-	await(t, exited, "the logger's return")
+	testkit.Await(t, exited, "the logger's return")
 	for i, err := range got {
 		wantBadCredentials(t, fmt.Sprintf("Token() call %d", i), err)
 	}
@@ -123,14 +124,14 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	if _, err := f.cfg.TokenSourceFrom(f.ctx, due(tok)).Token(); err != nil {
 		t.Fatalf("TokenSourceFrom().Token() error = %v, want the saved token", err)
 	}
-	await(t, warned, "the warning of the failed renewal")
+	testkit.Await(t, warned, "the warning of the failed renewal")
 
 	// A login refused 400: one warning.
 	f.srv.FailLogin(1, econnecttest.Fault{Status: 400, Body: echo(testPassword)})
 	if _, err := f.cfg.TokenSource(f.ctx).Token(); err == nil {
 		t.Fatal("Token() error = nil, want the 400")
 	}
-	await(t, warned, "the warning of the refused login")
+	testkit.Await(t, warned, "the warning of the refused login")
 
 	// A renewal refused 401, then a login answered 503: one warning.
 	f.srv.FailRenew(1, econnecttest.Fault{Status: 401, Body: echo(tok.AccessToken)})
@@ -138,7 +139,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	if _, err := f.cfg.TokenSourceFrom(f.ctx, due(tok)).Token(); err != nil {
 		t.Fatalf("TokenSourceFrom().Token() error = %v, want the saved token", err)
 	}
-	await(t, warned, "the warning of the failed login")
+	testkit.Await(t, warned, "the warning of the failed login")
 
 	mu.Lock()
 	logs := out.String()

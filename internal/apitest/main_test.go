@@ -2,15 +2,10 @@ package apitest_test
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,7 +14,7 @@ import (
 
 	"github.com/econnect-oss/econnect"
 	"github.com/econnect-oss/econnect/econnecttest"
-	"go.uber.org/goleak"
+	"github.com/econnect-oss/econnect/internal/testkit"
 	"golang.org/x/oauth2"
 )
 
@@ -27,19 +22,7 @@ import (
 // nothing but channels, and assert counts, never durations. The token
 // source's timing is tested on a fake clock beside the package itself.
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if tr, ok := http.DefaultTransport.(*http.Transport); ok {
-		tr.CloseIdleConnections()
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goroutines left behind:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 const (
 	testUser     = "camera-1"
@@ -96,11 +79,22 @@ func (f *fixture) holdLogins(n int) {
 	release := make(chan struct{})
 	f.srv.FailLogin(n, econnecttest.Fault{Wait: release})
 	go func() {
-		for f.logins() == 0 {
-			runtime.Gosched()
-		}
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.Guard)
+		defer cancel()
+		f.srv.WaitFor(ctx, func(st econnecttest.Stats) bool { return st.Logins > 0 })
 		close(release)
 	}()
+}
+
+// awaitLogins waits until the server has seen n logins; the bound guards
+// against a deadlock and measures nothing. It may run off the test
+// goroutine.
+func (f *fixture) awaitLogins(t *testing.T, n int) {
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Guard)
+	defer cancel()
+	if err := f.srv.WaitFor(ctx, func(st econnecttest.Stats) bool { return st.Logins >= n }); err != nil {
+		t.Errorf("the server never saw %d logins: %v", n, err)
+	}
 }
 
 func post(t *testing.T, hc *http.Client, url string, body io.Reader) (int, string) {
@@ -154,47 +148,10 @@ func want503(t *testing.T, what string, err error) {
 	}
 }
 
-// parallel runs fn on n goroutines released together and waits for them.
-func parallel(n int, fn func(i int)) {
-	var start, done sync.WaitGroup
-	start.Add(1)
-	for i := range n {
-		done.Add(1)
-		go func() {
-			defer done.Done()
-			start.Wait()
-			fn(i)
-		}()
-	}
-	start.Done()
-	done.Wait()
-}
-
-// await returns what ch delivers. The 30 s bound guards against a deadlock;
-// it measures nothing.
-func await[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(30 * time.Second):
-	}
-	t.Fatalf("%s: still blocked after 30 s", what)
-	var zero T
-	return zero
-}
-
-// fakeJWT builds an unsigned-looking JWT with the given claims.
-func fakeJWT(claims map[string]any) string {
-	payload, _ := json.Marshal(claims)
-	enc := base64.RawURLEncoding.EncodeToString
-	return enc([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc(payload) + ".c2lnbmF0dXJl"
-}
-
 // hourJWT is a JWT for testUser issued now, valid for an hour.
 func hourJWT() string {
 	now := time.Now().Unix()
-	return fakeJWT(map[string]any{"unique_name": testUser, "iat": now, "exp": now + 3600})
+	return testkit.FakeJWT(map[string]any{"unique_name": testUser, "iat": now, "exp": now + 3600})
 }
 
 func answer(jwt string) string { return `{"username":"` + testUser + `","token":"` + jwt + `"}` }

@@ -6,12 +6,13 @@ import (
 	"time"
 
 	"github.com/econnect-oss/econnect"
+	"github.com/econnect-oss/econnect/internal/testkit"
 )
 
 // TestParseToken: a raw JWT becomes a Bearer token with exp as it is and the
 // username from unique_name; without exp it never expires.
 func TestParseToken(t *testing.T) {
-	jwt := fakeJWT(map[string]any{"unique_name": "cam", "iat": 1000, "exp": 4600})
+	jwt := testkit.FakeJWT(map[string]any{"unique_name": "cam", "iat": 1000, "exp": 4600})
 	tok, err := econnect.ParseToken(jwt)
 	if err != nil {
 		t.Fatalf("ParseToken() error = %v", err)
@@ -19,7 +20,7 @@ func TestParseToken(t *testing.T) {
 	if !tok.Expiry.Equal(time.Unix(4600, 0)) || tok.AccessToken != jwt || tok.TokenType != "Bearer" || tok.Extra("username") != "cam" {
 		t.Errorf("ParseToken() = %+v, want exp 4600 as Expiry, the JWT, Bearer, username cam", tok)
 	}
-	if tok, err := econnect.ParseToken(fakeJWT(map[string]any{"unique_name": "cam"})); err != nil || !tok.Expiry.IsZero() {
+	if tok, err := econnect.ParseToken(testkit.FakeJWT(map[string]any{"unique_name": "cam"})); err != nil || !tok.Expiry.IsZero() {
 		t.Errorf("ParseToken(no exp) = %v, %v; want zero Expiry", tok, err)
 	}
 }
@@ -29,7 +30,7 @@ func TestParseToken(t *testing.T) {
 // error that does not quote the input, since a token holding one breaks
 // every Authorization header it is put in.
 func TestParseTokenCharacters(t *testing.T) {
-	jwt := fakeJWT(map[string]any{"unique_name": "cam", "exp": 4600})
+	jwt := testkit.FakeJWT(map[string]any{"unique_name": "cam", "exp": 4600})
 	head, rest, _ := strings.Cut(jwt, ".")
 	payload, sig, _ := strings.Cut(rest, ".")
 	mid := len(payload) / 2
@@ -80,11 +81,11 @@ func TestParseTokenCharacters(t *testing.T) {
 // Errors never quote the input; accepted tokens are the input less the white
 // space around it, and hold only characters a JWT can hold.
 func FuzzParseToken(f *testing.F) {
-	f.Add(fakeJWT(map[string]any{"unique_name": "cam", "iat": 1000, "exp": 4600}))
-	f.Add(fakeJWT(map[string]any{"exp": 1e300, "iat": -1}))
-	f.Add(fakeJWT(map[string]any{"exp": "x", "unique_name": 7}))
-	f.Add(" " + fakeJWT(map[string]any{"exp": 1}) + "\n")
-	f.Add(fakeJWT(map[string]any{"exp": 1}) + "=")
+	f.Add(testkit.FakeJWT(map[string]any{"unique_name": "cam", "iat": 1000, "exp": 4600}))
+	f.Add(testkit.FakeJWT(map[string]any{"exp": 1e300, "iat": -1}))
+	f.Add(testkit.FakeJWT(map[string]any{"exp": "x", "unique_name": 7}))
+	f.Add(" " + testkit.FakeJWT(map[string]any{"exp": 1}) + "\n")
+	f.Add(testkit.FakeJWT(map[string]any{"exp": 1}) + "=")
 	f.Add("eyJhbGciOiJIUzI1NiJ9.bnVsbA.c2ln")
 	f.Add("eyJhbGciOiJIUzI1NiJ9.e30.c2ln\x00")
 	f.Add("e30.e30.")

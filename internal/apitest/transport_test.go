@@ -14,6 +14,7 @@ import (
 
 	"github.com/econnect-oss/econnect"
 	"github.com/econnect-oss/econnect/econnecttest"
+	"github.com/econnect-oss/econnect/internal/testkit"
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/oauth2"
 )
@@ -114,7 +115,7 @@ func TestHandBuiltTransport(t *testing.T) {
 			_, err := hc.Do(req)
 			done <- err
 		}()
-		if err := await(t, done, "a request with a 200 ms deadline while the login is held"); !errors.Is(err, context.DeadlineExceeded) {
+		if err := testkit.Await(t, done, "a request with a 200 ms deadline while the login is held"); !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("Do() while the login is held: error = %v, want context.DeadlineExceeded", err)
 		}
 		close(release)
