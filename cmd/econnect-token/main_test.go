@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/econnect-oss/econnect/econnecttest"
-	"go.uber.org/goleak"
+	"github.com/econnect-oss/econnect/internal/testkit"
 )
 
 // The account of the test servers. The password is a sentinel: it must
@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 	case os.Getenv(asCommand) == "1":
 		main()
 	}
-	goleak.VerifyTestMain(m)
+	testkit.Main(m)
 }
 
 // result is what a run of the command printed and its exit status.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/econnect-oss/econnect/internal/testkit"
 )
 
 // childEnv, when set in the environment, makes the test binary a child
@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(childEnv); dir != "" {
 		os.Exit(holdLock(Dir(dir), os.Getenv(childKeyEnv)))
 	}
-	goleak.VerifyTestMain(m)
+	testkit.Main(m)
 }
 
 // holdLock is the child process's work: it returns the exit status.
