@@ -1553,3 +1553,27 @@ func TestFlushWaitsForTheLog(t *testing.T) {
 		t.Errorf("Flush() = %v with %d lines written, want nil and the warning", err, h.lines.Load())
 	}
 }
+
+// TestTransientBackoffScalesWithLifetime: while logins fail for a passing
+// reason, the backoff is capped at a quarter of the usable lifetime of the
+// last token held (at least 1 s): with 5 s tokens, an attempt a second,
+// about four per lifetime, instead of doubling to 30 s.
+func TestTransientBackoffScalesWithLifetime(t *testing.T) {
+	f := newFixture(t)
+	f.srv.SetLifetime(5 * time.Second) // usable 4 s
+	s := f.source(t, nil)
+	mustToken(t, s)
+	f.srv.FailLogin(1000, econnecttest.Fault{Status: http.StatusServiceUnavailable})
+	f.srv.FailRenew(1000, econnecttest.Fault{Status: http.StatusServiceUnavailable})
+	f.clk.Advance(5 * time.Second) // expired
+	before := f.stats().Logins
+	for i := range 6 {
+		if _, err := s.current(context.Background(), failFast); err == nil {
+			t.Fatalf("attempt %d: error = nil, want the 503", i)
+		}
+		f.clk.Advance(time.Second)
+	}
+	if n := f.stats().Logins - before; n != 6 {
+		t.Errorf("%d logins in 6 s of failures with 4 s tokens, want 6: one a second", n)
+	}
+}
