@@ -3,8 +3,11 @@ package bench
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2"
 )
 
 // cannedClients returns two clients over the same canned transport, after
@@ -42,7 +45,9 @@ func BenchmarkCanned(b *testing.B) {
 // BenchmarkCannedInterleaved: the time of Config.Client over the hand-set
 // header's, in rounds of 100 requests each that alternate between them, so
 // that a busy machine's drift hits all alike. It reports the ratios, also
-// over a hand-set header that reads the clock as a token's expiry needs.
+// over a hand-set header that reads the clock as a token's expiry needs
+// (the floor of a correct bearer middleware), and those of oauth2.NewClient
+// over a static token, in the same run.
 func BenchmarkCannedInterleaved(b *testing.B) {
 	header, client, req := cannedClients(b)
 	round := func(hc *http.Client) func() {
@@ -52,10 +57,15 @@ func BenchmarkCannedInterleaved(b *testing.B) {
 			}
 		}
 	}
-	clocked := &http.Client{Transport: withHeaderClock{header.Transport.(withHeader), time.Now().Add(time.Hour)}}
-	spent := interleave(b, round(header), round(clocked), round(client))
-	reportRatios(b, spent, "header", "header+clock", "econnect")
+	rt := header.Transport.(withHeader)
+	clocked := &http.Client{Transport: withHeaderClock{rt, time.Now().Add(time.Hour)}}
+	static := oauth2.NewClient(withClient(b.Context(), rt.base), oauth2.StaticTokenSource(
+		&oauth2.Token{AccessToken: strings.TrimPrefix(rt.bearer, "Bearer "), Expiry: time.Now().Add(time.Hour)}))
+	do(b, static, req)
+	spent := interleave(b, round(header), round(clocked), round(client), round(static))
+	reportRatios(b, spent, "header", "header+clock", "econnect", "oauth2")
 	b.ReportMetric(float64(spent[2])/float64(spent[1]), "econnect/header+clock")
+	b.ReportMetric(float64(spent[3])/float64(spent[1]), "oauth2/header+clock")
 }
 
 // withHeaderClock is withHeader that also reads the clock on each request,
