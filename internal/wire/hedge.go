@@ -1,5 +1,7 @@
 package wire
 
+//lint:file-ignore SA1019 a user's transport may still set the deprecated Dial and DialTLS: the hedge dials as that transport would, and closes what they dialled
+
 import (
 	"context"
 	"crypto/tls"

@@ -172,3 +172,34 @@ func TestLostHedgesLeaveNoConnection(t *testing.T) {
 		})
 	}
 }
+
+// TestHedgeDialsAsTheTransportWould: a hedge's connection is dialled with
+// the transport's own dialer, the deprecated Dial included, and closed once
+// the call is over.
+func TestHedgeDialsAsTheTransportWould(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if n.Add(1) == 1 {
+			<-r.Context().Done()
+			return
+		}
+		fmt.Fprint(w, good)
+	}))
+	t.Cleanup(srv.Close)
+	var dialled atomic.Int32
+	//lint:ignore SA1019 the deprecated dialer is what this test is about
+	tr := &http.Transport{Dial: func(network, addr string) (net.Conn, error) {
+		dialled.Add(1)
+		return net.Dial(network, addr)
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	base, _ := url.Parse(srv.URL + "/identities")
+	c := Call{Client: &http.Client{Transport: tr}, Base: base, Now: time.Now, Hedge: 20 * time.Millisecond}
+	if _, err := c.Login(context.Background(), "cam", "pw"); err != nil {
+		t.Fatalf("Login() error = %v, want the hedge's answer", err)
+	}
+	if got := dialled.Load(); got != 2 {
+		t.Errorf("the transport's Dial was called %d times, want 2: the first attempt's and the hedge's", got)
+	}
+}
