@@ -823,7 +823,7 @@ func (s *source) fetch(p plan) outcome {
 // password.
 func (s *source) ask(p plan) outcome {
 	o := outcome{}
-	if p.afterRefusal {
+	if p.afterRefusal && s.cfg.Password != "" { // without a password, the token is kept: the store's copy too
 		o.forget = p.refused
 	}
 	if renewing := p.state == policy.Due || p.state == policy.Unsafe && s.cfg.Password == ""; renewing &&
