@@ -830,11 +830,11 @@ func (s *source) ask(p plan) outcome {
 		renewalEnd(p).After(s.clock.wall()) { // else no time is left to renew (a slow store took it): log in
 		t, err := s.renewUntil(p.old, renewalEnd(p))
 		o.calls.renewals++
+		if wire.Refused(err) {
+			o.forget = p.old.raw() // the server refused it: no peer is to take it from the store
+		}
 		if err == nil || s.cfg.Password == "" || !s.replaceable(p.old, err) {
 			return o.with(t, err)
-		}
-		if wire.Refused(err) {
-			o.forget = p.old.raw()
 		}
 		s.log(event{slog.LevelInfo, "econnect: renewal failed; logging in again", err})
 	}
