@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/econnect-oss/econnect"
+	"github.com/econnect-oss/econnect/internal/testkit"
 )
 
 var fakeLines = []*regexp.Regexp{
@@ -86,8 +87,8 @@ func TestFakeFromAShellScript(t *testing.T) {
 	}
 	dir := t.TempDir()
 	sh := exec.CommandContext(t.Context(), "sh", "-c", fakeScript, "sh", testBinary(t), dir)
-	sh.Env = []string{asCommand + "=1", "GORACE=atexit_sleep_ms=0", "PATH=" + os.Getenv("PATH"),
-		"HOME=" + os.Getenv("HOME"), "ECONNECT_CACHE_DIR=" + t.TempDir()}
+	sh.Env = append(testkit.ChildEnv(t), asCommand+"=1", "PATH="+os.Getenv("PATH"),
+		"HOME="+os.Getenv("HOME"), "ECONNECT_CACHE_DIR="+t.TempDir())
 	out, err := sh.CombinedOutput()
 	if err != nil || string(out) != "fake exited 143\n" {
 		t.Errorf("script: %v, output %q; want it to end with fake exiting 143", err, out)

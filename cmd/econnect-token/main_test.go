@@ -91,7 +91,7 @@ func testProcess(t *testing.T, env map[string]string, name string, args ...strin
 	t.Cleanup(cancel)
 	cmd := exec.CommandContext(ctx, name, args...)
 	// Under -race, a process sleeps a second at exit unless told not to.
-	cmd.Env = []string{asCommand + "=1", "GORACE=atexit_sleep_ms=0", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	cmd.Env = append(testkit.ChildEnv(t), asCommand+"=1", "PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"))
 	if _, ok := env["ECONNECT_CACHE_DIR"]; !ok {
 		cmd.Env = append(cmd.Env, "ECONNECT_CACHE_DIR="+t.TempDir())
 	}

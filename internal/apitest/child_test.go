@@ -103,12 +103,8 @@ func childCommand(t *testing.T, acct account, dir string, extra ...string) *exec
 	ctx, cancel := context.WithTimeout(t.Context(), testkit.Guard)
 	t.Cleanup(cancel)
 	cmd := exec.CommandContext(ctx, exe)
-	// Under -race, a process sleeps a second at exit unless told not to.
-	cmd.Env = append([]string{childEnv + "=" + dir, childURL + "=" + acct.url, childUser + "=" + acct.user,
-		childPassword + "=" + acct.password, "GORACE=atexit_sleep_ms=0"}, extra...)
-	if v, ok := os.LookupEnv("GOCOVERDIR"); ok {
-		cmd.Env = append(cmd.Env, "GOCOVERDIR="+v)
-	}
+	cmd.Env = append(append(testkit.ChildEnv(t), childEnv+"="+dir, childURL+"="+acct.url, childUser+"="+acct.user,
+		childPassword+"="+acct.password), extra...)
 	return cmd
 }
 

@@ -96,3 +96,16 @@ func Main(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// ChildEnv is what the environment of a test's child process (the test
+// binary run again as another program) needs: no second's sleep at exit
+// under the race detector, and, when the test binary counts coverage, a
+// directory for the child's counts, without which the child warns on
+// stderr.
+func ChildEnv(t testing.TB) []string {
+	env := []string{"GORACE=atexit_sleep_ms=0"}
+	if testing.CoverMode() != "" {
+		env = append(env, "GOCOVERDIR="+t.TempDir())
+	}
+	return env
+}
