@@ -110,11 +110,12 @@ func (c *Config) TokenSource(ctx context.Context) oauth2.TokenSource {
 
 // TokenSourceFrom is like [Config.TokenSource] but starts from t, a token
 // saved earlier (for example by [Config.Token] or [ParseToken]), or from the
-// token [Config.Store] holds if that one is newer: it hands out the token
-// while it is usable, renews it at the renewal point, and logs in only when
-// it is refused or can no longer be used. With an empty Password it never
-// logs in and returns an error once the token can no longer be renewed. t
-// is not modified.
+// token [Config.Store] holds if that one is newer (it reads the store once,
+// waiting a second at most, and saves t there if t is the newer): it hands
+// out the token while it is usable, renews it at the renewal point, and
+// logs in only when it is refused or can no longer be used. With an empty
+// Password it never logs in and returns an error once the token can no
+// longer be renewed. t is not modified.
 func (c *Config) TokenSourceFrom(ctx context.Context, t *oauth2.Token) oauth2.TokenSource {
 	s := newSource(ctx, c, t)
 	s.startFromShelf()
@@ -186,7 +187,9 @@ func storeType(s Store) string {
 // since the stored expiry is the writer's. It saves every token it gets
 // from the server, after handing it out. A store that fails, hangs or holds
 // garbage costs no request and no token: about a second's wait at most, and
-// one Logger warning per failure streak.
+// one Logger warning per failure streak. (A call that does not return by its
+// deadline is abandoned: its goroutine is left to the store, to end when the
+// call does.)
 type Store interface {
 	// Load returns the value saved under key: an error for which
 	// errors.Is(err, ErrNotStored) holds when there is none.
