@@ -18,15 +18,11 @@ func runExec(ctx context.Context, o *options, p *process) error {
 	if _, err := exec.LookPath(o.args[0]); err != nil {
 		return startError(err)
 	}
-	if err := o.readPassword(ctx, p); err != nil {
-		return err
-	}
-	g, err := newGetter(ctx, o, p)
+	g, err := startGetter(ctx, o, p)
 	if err != nil {
 		return err
 	}
 	defer g.hc.CloseIdleConnections()
-	o.warnInsecure(p)
 	ts, tok, err := g.obtainWithin(ctx)
 	if err != nil {
 		return err

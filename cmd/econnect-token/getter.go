@@ -49,6 +49,21 @@ func newGetter(life context.Context, o *options, p *process) (*getter, error) {
 	return g, nil
 }
 
+// startGetter reads the password as o asks, and returns the getter of the
+// run, having warned of what o leaves unchecked. The caller closes its
+// client's idle connections when done.
+func startGetter(ctx context.Context, o *options, p *process) (*getter, error) {
+	if err := o.readPassword(ctx, p); err != nil {
+		return nil, err
+	}
+	g, err := newGetter(ctx, o, p)
+	if err != nil {
+		return nil, err
+	}
+	o.warnInsecure(p)
+	return g, nil
+}
+
 // newConfig returns the library's Config for o, without a Store.
 func newConfig(o *options) *econnect.Config {
 	return &econnect.Config{

@@ -22,15 +22,11 @@ func runPlain(ctx context.Context, o *options, p *process) error {
 	if o.demo {
 		return runDemo(ctx, o, p.stdout, p.stderr)
 	}
-	if err := o.readPassword(ctx, p); err != nil {
-		return err
-	}
-	g, err := newGetter(ctx, o, p)
+	g, err := startGetter(ctx, o, p)
 	if err != nil {
 		return err
 	}
 	defer g.hc.CloseIdleConnections()
-	o.warnInsecure(p)
 	var tok *oauth2.Token
 	if o.renew {
 		tok, err = g.renewGiven(ctx)
